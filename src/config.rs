@@ -1,0 +1,107 @@
+//! Process settings, read once from the environment into a typed struct.
+
+use std::path::{Path, PathBuf};
+
+/// Request limits, enforced before any model work.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const MAX_BATCH: usize = 64;
+pub const MAX_TEXT_CHARS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Directory with model.onnx, tokenizer.json, config.json and pipeline.json.
+    pub model_dir: PathBuf,
+    /// Candidate paths of libonnxruntime.so, tried in order.
+    pub ort_library: Vec<PathBuf>,
+    /// ONNX Runtime intra-op threads (Lambda at 512 MB has ~0.3 vCPU: 1 is right there).
+    pub intra_threads: usize,
+    /// Load the model during Lambda's init phase instead of on the first invocation.
+    pub eager: bool,
+    pub port: u16,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, String> {
+        Ok(Self {
+            model_dir: default_model_dir(var("MODEL_DIR"), var("LAMBDA_TASK_ROOT")),
+            ort_library: ort_candidates(var("ORT_DYLIB_PATH")),
+            intra_threads: parse("SENTIMIENTO_THREADS", 1)?,
+            eager: parse::<u8>("SENTIMIENTO_EAGER", 0)? == 1,
+            port: parse("PORT", 8080)?,
+        })
+    }
+
+    /// Settings for a model directory with every other value at its default (tests, CLI).
+    pub fn for_model(model_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model_dir: model_dir.into(),
+            ort_library: ort_candidates(var("ORT_DYLIB_PATH")),
+            intra_threads: 1,
+            eager: false,
+            port: 8080,
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a valid value")),
+    }
+}
+
+/// `model/` beside `bootstrap` on Lambda (the task root), `model/` in the working directory elsewhere.
+fn default_model_dir(explicit: Option<String>, task_root: Option<String>) -> PathBuf {
+    match (explicit, task_root) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Some(root)) => Path::new(&root).join("model"),
+        (None, None) => PathBuf::from("model"),
+    }
+}
+
+/// `ORT_DYLIB_PATH` wins; otherwise the library beside the executable (the Lambda zip), then `make ort`'s.
+fn ort_candidates(explicit: Option<String>) -> Vec<PathBuf> {
+    if let Some(path) = explicit {
+        return vec![PathBuf::from(path)];
+    }
+    let beside_exe = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("libonnxruntime.so")));
+    beside_exe
+        .into_iter()
+        .chain([PathBuf::from("lib/libonnxruntime.so")])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_dir_prefers_explicit_then_lambda_task_root() {
+        let dir = default_model_dir(Some("/m".into()), Some("/var/task".into()));
+        assert_eq!(dir, PathBuf::from("/m"));
+        let dir = default_model_dir(None, Some("/var/task".into()));
+        assert_eq!(dir, PathBuf::from("/var/task/model"));
+        assert_eq!(default_model_dir(None, None), PathBuf::from("model"));
+    }
+
+    #[test]
+    fn explicit_ort_path_is_the_only_candidate() {
+        assert_eq!(
+            ort_candidates(Some("/x/lib.so".into())),
+            vec![PathBuf::from("/x/lib.so")]
+        );
+        let defaults = ort_candidates(None);
+        assert_eq!(
+            defaults.last(),
+            Some(&PathBuf::from("lib/libonnxruntime.so"))
+        );
+    }
+}

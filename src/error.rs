@@ -1,0 +1,113 @@
+//! The one error type of the request path, and its one mapping to HTTP status codes.
+
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The body is not JSON (syntax error, not UTF-8).
+    InvalidJson(String),
+    /// JSON, but not the shape `/predict` takes.
+    InvalidRequest(String),
+    NotFound(String),
+    MethodNotAllowed {
+        method: String,
+        allowed: &'static str,
+    },
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    /// The model (or ONNX Runtime) cannot be loaded; the next request tries again.
+    ModelUnavailable(String),
+    /// A bug or a broken model at inference time: never the client's fault.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidJson(_) | Self::InvalidRequest(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::PayloadTooLarge(_) => 413,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::Internal(_) => 500,
+            Self::ModelUnavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::ModelUnavailable(_) => "model_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::MethodNotAllowed { method, allowed } => {
+                format!("method {method} is not allowed here; use {allowed}")
+            }
+            Self::InvalidJson(m)
+            | Self::InvalidRequest(m)
+            | Self::NotFound(m)
+            | Self::PayloadTooLarge(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::ModelUnavailable(m)
+            | Self::Internal(m) => m.clone(),
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code(), "message": self.message() } })
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_4xx_and_only_server_faults_are_5xx() {
+        let client = [
+            ApiError::InvalidJson("x".into()),
+            ApiError::InvalidRequest("x".into()),
+            ApiError::NotFound("x".into()),
+            ApiError::MethodNotAllowed {
+                method: "PUT".into(),
+                allowed: "POST",
+            },
+            ApiError::PayloadTooLarge("x".into()),
+            ApiError::UnsupportedMediaType("x".into()),
+        ];
+        assert!(client.iter().all(|e| (400..500).contains(&e.status())));
+        assert_eq!(ApiError::ModelUnavailable("x".into()).status(), 503);
+        assert_eq!(ApiError::Internal("x".into()).status(), 500);
+    }
+
+    #[test]
+    fn body_names_code_and_message() {
+        let e = ApiError::MethodNotAllowed {
+            method: "PUT".into(),
+            allowed: "POST",
+        };
+        let body = e.body();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        assert_eq!(
+            body["error"]["message"],
+            "method PUT is not allowed here; use POST"
+        );
+    }
+}

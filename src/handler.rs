@@ -1,0 +1,131 @@
+//! The one handler every front door calls: an HTTP request in, a JSON response out.
+
+use std::time::Instant;
+
+use aws_lambda_events::encodings::Body;
+use lambda_http::http::{header, HeaderValue, Method, Request, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::model::ModelCell;
+use crate::postprocess::Prediction;
+use crate::request::{check_content_type, parse_predict, PredictRequest};
+
+pub async fn handle(cell: &'static ModelCell, req: Request<Body>) -> Response<Body> {
+    let started = Instant::now();
+    let result = route(cell, &req).await;
+    let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
+    // Lengths and counts only: users' texts never reach the logs.
+    tracing::info!(
+        event = "request",
+        method = %req.method(),
+        path = req.uri().path(),
+        status,
+        body_bytes = req.body().len(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+    );
+    match result {
+        Ok(body) => json_response(200, body),
+        Err(err) => error_response(&err),
+    }
+}
+
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    if err.status() >= 500 {
+        tracing::error!(event = "error", code = err.code(), message = %err.message());
+    }
+    let mut response = json_response(err.status(), err.body().to_string());
+    if let ApiError::MethodNotAllowed { allowed, .. } = err {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    }
+    response
+}
+
+fn json_response(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
+        .expect("static status and header are valid")
+}
+
+/// Routes on the last path segment, so API Gateway stage names and custom-domain base paths
+/// (`/prod/predict`, `/api/v1/predict`) reach the same handler.
+async fn route(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
+    let path = req.uri().path().trim_end_matches('/');
+    match path.rsplit('/').next().unwrap_or("") {
+        "predict" => {
+            allow(req.method(), &[Method::POST], "POST")?;
+            predict(cell, req).await
+        }
+        "health" => {
+            allow(req.method(), &[Method::GET, Method::HEAD], "GET")?;
+            Ok(health(cell).to_string())
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "no route {path:?}; use POST /predict or GET /health"
+        ))),
+    }
+}
+
+fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(), ApiError> {
+    match allowed.contains(method) {
+        true => Ok(()),
+        false => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            allowed: names,
+        }),
+    }
+}
+
+async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    check_content_type(content_type)?;
+    let PredictRequest { texts, batch } = parse_predict(req.body())?;
+    let model = cell.get().await?;
+    let predictions = tokio::task::spawn_blocking(move || model.predict(&texts))
+        .await
+        .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))?
+        .map_err(ApiError::Internal)?;
+    let response = match batch {
+        true => PredictResponse::Batch {
+            results: predictions,
+        },
+        false => PredictResponse::One(
+            predictions
+                .into_iter()
+                .next()
+                .expect("one text, one prediction"),
+        ),
+    };
+    // Straight to text, not through serde_json::Value, which would widen f32 probabilities to noisy f64.
+    Ok(serde_json::to_string(&response).expect("predictions serialise"))
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PredictResponse {
+    One(Prediction),
+    Batch { results: Vec<Prediction> },
+}
+
+fn health(cell: &ModelCell) -> serde_json::Value {
+    let model = match cell.loaded() {
+        Some(m) => json!({
+            "loaded": true,
+            "name": m.spec.name,
+            "labels": m.spec.labels,
+            "multi_label": m.spec.multi_label,
+            "lang": m.spec.lang,
+            "max_tokens": m.spec.max_tokens,
+        }),
+        None => json!({ "loaded": false, "dir": cell.settings().model_dir }),
+    };
+    json!({ "status": "ok", "model": model, "memory": crate::memory::rss() })
+}

@@ -1,0 +1,20 @@
+//! Spanish sentiment analysis (pysentimiento-compatible) on ONNX Runtime, for AWS Lambda.
+//!
+//! The data path, one module per stage: [`request`] -> [`tokenize`] -> [`session`] ->
+//! [`postprocess`] -> [`handler`]'s response. [`model`] ties the stages to a model directory
+//! ([`model_dir`]) and holds the process-wide cell; [`server`], [`cli`] and `lambda_http` are
+//! the front doors.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod logging;
+pub mod memory;
+pub mod model;
+pub mod model_dir;
+pub mod postprocess;
+pub mod request;
+pub mod server;
+pub mod session;
+pub mod tokenize;

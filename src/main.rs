@@ -1,0 +1,84 @@
+//! `sentimiento`: Spanish sentiment analysis, pysentimiento-compatible, on ONNX Runtime.
+//! `main` only chooses the front door; every door calls `handler::handle`.
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use sentimiento::config::Settings;
+use sentimiento::model::ModelCell;
+use sentimiento::{cli, handler, logging, server};
+
+/// The one process-wide model cell.
+static MODEL: OnceLock<ModelCell> = OnceLock::new();
+
+const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | help]
+  (no command)    the Lambda runtime under AWS Lambda, else `serve`
+  serve           HTTP server on $PORT (default 8080): POST /predict, GET /health
+  predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON
+environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_EAGER, RUST_LOG";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let on_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    logging::init(on_lambda);
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let port = settings.port;
+    let cell = MODEL.get_or_init(|| ModelCell::new(settings));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] if on_lambda => run_lambda(cell)
+            .await
+            .map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS),
+        [] | ["serve"] => serve(cell, port).await,
+        ["predict", _, ..] => match cli::predict(cell, &args[1..]).await {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(json) => fail(&json),
+        },
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run_lambda(cell: &'static ModelCell) -> Result<(), lambda_runtime::Error> {
+    if cell.settings().eager {
+        // Loads inside Lambda's init phase; a failure is logged and retried on the first request.
+        let _ = cell.get().await;
+    }
+    let handler = move |req| async move { Ok::<_, Infallible>(handler::handle(cell, req).await) };
+    lambda_http::run(lambda_http::service_fn(handler)).await
+}
+
+async fn serve(cell: &'static ModelCell, port: u16) -> ExitCode {
+    if cell.settings().eager {
+        let _ = cell.get().await;
+    }
+    match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(listener) => server::serve(cell, listener)
+            .await
+            .map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS),
+        Err(e) => fail(&format!("cannot listen on port {port}: {e}")),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,54 @@
+//! Process memory as the kernel reports it (Linux `/proc/self/status`), for logs and `/health`.
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Rss {
+    /// Resident set size now (VmRSS), in MiB.
+    pub rss_mb: f64,
+    /// Peak resident set size (VmHWM), in MiB: what Lambda's "Max Memory Used" tracks.
+    pub peak_rss_mb: f64,
+}
+
+pub fn rss() -> Option<Rss> {
+    parse(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+fn parse(status: &str) -> Option<Rss> {
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some((kib / 1024.0 * 10.0).round() / 10.0)
+    };
+    Some(Rss {
+        rss_mb: field("VmRSS:")?,
+        peak_rss_mb: field("VmHWM:")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_status() {
+        let status = "Name:\tx\nVmHWM:\t  204800 kB\nVmRSS:\t   102400 kB\n";
+        assert_eq!(
+            parse(status),
+            Some(Rss {
+                rss_mb: 100.0,
+                peak_rss_mb: 200.0
+            })
+        );
+        assert_eq!(parse("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let now = rss().expect("/proc/self/status");
+        assert!(now.rss_mb > 0.0 && now.peak_rss_mb >= now.rss_mb);
+    }
+}

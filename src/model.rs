@@ -1,0 +1,126 @@
+//! The model: spec + tokenizer + ONNX session, and the one process-wide cell that holds it.
+
+use std::time::Instant;
+
+use tokio::sync::OnceCell;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::model_dir::ModelSpec;
+use crate::postprocess::{self, Prediction};
+use crate::session::Classifier;
+use crate::tokenize::TextEncoder;
+
+pub struct Model {
+    pub spec: ModelSpec,
+    encoder: TextEncoder,
+    classifier: Classifier,
+}
+
+impl Model {
+    pub fn load(settings: &Settings) -> Result<Self, String> {
+        let spec = ModelSpec::read(&settings.model_dir)?;
+        let encoder = TextEncoder::load(
+            &spec.tokenizer_path(),
+            &spec.prefix,
+            spec.max_tokens,
+            spec.pad_id,
+        )?;
+        let classifier = Classifier::load(
+            &spec.model_path(),
+            &settings.ort_library,
+            settings.intra_threads,
+        )?;
+        match classifier.declared_width() {
+            Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
+            _ => Ok(Self {
+                spec,
+                encoder,
+                classifier,
+            }),
+        }
+    }
+
+    /// Predictions in input order.
+    pub fn predict(&self, texts: &[String]) -> Result<Vec<Prediction>, String> {
+        let batch = self.encoder.encode(texts)?;
+        let logits = self.classifier.run(&batch)?;
+        let spec = &self.spec;
+        logits
+            .iter()
+            .zip(&batch.truncated)
+            .map(|(row, &truncated)| match row.len() == spec.labels.len() {
+                true => Ok(postprocess::predict(
+                    row,
+                    &spec.labels,
+                    spec.multi_label,
+                    truncated,
+                )),
+                false => Err(width_mismatch(row.len(), spec)),
+            })
+            .collect()
+    }
+}
+
+fn width_mismatch(width: usize, spec: &ModelSpec) -> String {
+    format!(
+        "model.onnx gives {width} logits per text but config.json names {} labels {:?}",
+        spec.labels.len(),
+        spec.labels
+    )
+}
+
+/// Filled on the first request (cold start) and reused by every warm one. A failed load is not
+/// kept: the next request tries again, so fixing the model directory needs no restart.
+pub struct ModelCell {
+    settings: Settings,
+    model: OnceCell<Model>,
+}
+
+impl ModelCell {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            model: OnceCell::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn loaded(&self) -> Option<&Model> {
+        self.model.get()
+    }
+
+    pub async fn get(&self) -> Result<&Model, ApiError> {
+        self.model.get_or_try_init(|| self.load()).await
+    }
+
+    async fn load(&self) -> Result<Model, ApiError> {
+        let settings = self.settings.clone();
+        let started = Instant::now();
+        // Loading reads ~100 MB and builds the session: keep it off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || Model::load(&settings))
+            .await
+            .map_err(|e| format!("model loading panicked: {e}"))
+            .and_then(|r| r);
+        match loaded {
+            Ok(model) => {
+                let rss = crate::memory::rss();
+                tracing::info!(
+                    event = "model_loaded",
+                    model = %model.spec.name,
+                    load_ms = started.elapsed().as_millis() as u64,
+                    rss_mb = rss.map(|r| r.rss_mb),
+                    peak_rss_mb = rss.map(|r| r.peak_rss_mb),
+                );
+                Ok(model)
+            }
+            Err(message) => {
+                tracing::error!(event = "model_load_failed", error = %message);
+                Err(ApiError::ModelUnavailable(message))
+            }
+        }
+    }
+}

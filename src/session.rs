@@ -1,0 +1,133 @@
+//! The ONNX Runtime session: one batch of token ids in, one row of logits per text out.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::TensorRef;
+
+use crate::tokenize::Batch;
+
+pub struct Classifier {
+    /// `Session::run` takes `&mut self`; one inference at a time is what a 0.3 vCPU Lambda can do anyway.
+    session: Mutex<Session>,
+    feeds_token_types: bool,
+    output: String,
+}
+
+impl Classifier {
+    pub fn load(model: &Path, libraries: &[PathBuf], threads: usize) -> Result<Self, String> {
+        let env = environment(libraries)?;
+        let session = build_session(&env, model, threads)
+            .map_err(|e| format!("cannot load ONNX model {}: {e}", model.display()))?;
+        let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        for required in ["input_ids", "attention_mask"] {
+            if !inputs.contains(&required) {
+                return Err(format!(
+                    "{} has no input {required:?} (inputs: {inputs:?})",
+                    model.display()
+                ));
+            }
+        }
+        let feeds_token_types = inputs.contains(&"token_type_ids");
+        let output = session
+            .outputs()
+            .first()
+            .map(|o| o.name().to_string())
+            .ok_or("model has no outputs")?;
+        Ok(Self {
+            session: Mutex::new(session),
+            feeds_token_types,
+            output,
+        })
+    }
+
+    /// Width of the logits row, when the graph declares it (`None` for a symbolic dimension).
+    pub fn declared_width(&self) -> Option<usize> {
+        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        match session.outputs().first()?.dtype() {
+            ort::value::ValueType::Tensor { shape, .. } => {
+                shape.last().and_then(|&d| usize::try_from(d).ok())
+            }
+            _ => None,
+        }
+    }
+
+    pub fn run(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, String> {
+        let tensor = |data| view([batch.rows, batch.cols], data);
+        let mut feeds: Vec<(Cow<str>, SessionInputValue)> = vec![
+            ("input_ids".into(), tensor(&batch.input_ids)?.into()),
+            (
+                "attention_mask".into(),
+                tensor(&batch.attention_mask)?.into(),
+            ),
+        ];
+        if self.feeds_token_types {
+            feeds.push((
+                "token_type_ids".into(),
+                tensor(&batch.token_type_ids)?.into(),
+            ));
+        }
+        // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session
+            .run(feeds)
+            .map_err(|e| format!("inference failed: {e}"))?;
+        let (out_shape, logits) = outputs[self.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("output {:?} is not a float tensor: {e}", self.output))?;
+        match **out_shape {
+            [rows, width] if rows as usize == batch.rows && width > 0 => {
+                Ok(logits.chunks(width as usize).map(<[f32]>::to_vec).collect())
+            }
+            _ => Err(format!(
+                "output shape {:?} is not [{}, labels]",
+                &**out_shape, batch.rows
+            )),
+        }
+    }
+}
+
+/// Borrows the batch's buffers: no copy between tokenizer output and the tensors.
+fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
+    TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())
+}
+
+fn build_session(env: &Environment, model: &Path, threads: usize) -> ort::Result<Session> {
+    Ok(Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(threads)?
+        .with_inter_threads(1)?
+        .commit_from_file(model)?)
+}
+
+/// ONNX Runtime allows one environment per process: it is created once and kept even when a
+/// model fails to load, so that a fixed model directory can be loaded by the next request.
+fn environment(libraries: &[PathBuf]) -> Result<Environment, String> {
+    static ENV: Mutex<Option<Environment>> = Mutex::new(None);
+    let mut slot = ENV.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = slot.as_ref() {
+        return Ok(env.clone());
+    }
+    let mut tried = Vec::new();
+    for path in libraries {
+        match ort::init_from(path) {
+            Ok(builder) => {
+                let env = builder
+                    .with_name("sentimiento")
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                *slot = Some(env.clone());
+                return Ok(env);
+            }
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    Err(format!(
+        "cannot load the ONNX Runtime library ({}); run `make ort` or set ORT_DYLIB_PATH",
+        tried.join("; ")
+    ))
+}
