@@ -54,7 +54,14 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::InvalidJson(format!("body is not valid UTF-8: {e}")))?;
-    let parsed: Body = serde_json::from_str(text).map_err(json_error)?;
+    // Through Value first: serde would otherwise accept `["a", ["b"]]` as the struct's fields in order.
+    let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
+    if !value.is_object() {
+        return Err(invalid(
+            "body must be a JSON object such as {\"text\": \"...\"}",
+        ));
+    }
+    let parsed: Body = serde_json::from_value(value).map_err(json_error)?;
     let request = match (parsed.text, parsed.texts) {
         (Some(text), None) => PredictRequest {
             texts: vec![text],
@@ -154,8 +161,9 @@ mod tests {
         let cases = [
             (r#"{"text": 5}"#, "invalid type: integer"),
             (r#"{"text": null}"#, "missing field"),
-            (r#"[1, 2]"#, "invalid type: sequence"),
-            (r#""hola""#, "invalid type: string"),
+            (r#"[1, 2]"#, "must be a JSON object"),
+            (r#"["a", ["b"]]"#, "must be a JSON object"),
+            (r#""hola""#, "must be a JSON object"),
             (r#"{"texts": [["a"]]}"#, "invalid type: sequence"),
             (r#"{"txt": "hola"}"#, "unknown field `txt`"),
             (r#"{}"#, "missing field"),

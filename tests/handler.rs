@@ -1,0 +1,290 @@
+//! The handler over the tiny fixture model, in process: every route and status code.
+
+mod common;
+
+use common::{call, call_with, cell, copy_fixture, edit_json, fixture, predict};
+use serde_json::json;
+
+fn probas_sum(prediction: &serde_json::Value) -> f64 {
+    prediction["probas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn predicts_positive_and_negative_spanish() {
+    let cell = cell(fixture("tiny"));
+    let pos = predict(cell, "me encanta este día").await;
+    assert_eq!(pos["output"], "POS");
+    let neg = predict(cell, "odio el servicio, horrible").await;
+    assert_eq!(neg["output"], "NEG");
+    for p in [&pos, &neg] {
+        assert!((probas_sum(p) - 1.0).abs() < 1e-5, "{p}");
+        let labels: Vec<&String> = p["probas"].as_object().unwrap().keys().collect();
+        assert_eq!(labels, ["NEG", "NEU", "POS"]);
+        assert_eq!(p["truncated"], false);
+    }
+}
+
+#[tokio::test]
+async fn batch_answers_in_input_order_and_padding_changes_nothing() {
+    let cell = cell(fixture("tiny"));
+    let texts = ["malo", "una película buena y genial", "el día"];
+    let reply = call(
+        cell,
+        "POST",
+        "/predict",
+        Some(&json!({ "texts": texts }).to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (text, result) in texts.iter().zip(results) {
+        let single = predict(cell, text).await;
+        assert_eq!(result["output"], single["output"], "{text}");
+        for label in ["NEG", "NEU", "POS"] {
+            let (a, b) = (
+                result["probas"][label].as_f64().unwrap(),
+                single["probas"][label].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{text} {label}: batch {a} vs single {b}"
+            );
+        }
+    }
+    assert_eq!(results[0]["output"], "NEG");
+    assert_eq!(results[1]["output"], "POS");
+}
+
+#[tokio::test]
+async fn long_text_is_truncated_and_says_so() {
+    let cell = cell(fixture("tiny"));
+    // The fixture reads 16 tokens: the 14 words that fit are neutral, the positive tail is cut off.
+    let text = format!("{} excelente excelente excelente", vec!["el"; 30].join(" "));
+    let p = predict(cell, &text).await;
+    assert_eq!(p["truncated"], true);
+    assert_eq!(p["output"], "NEU");
+}
+
+#[tokio::test]
+async fn feeds_token_type_ids_only_to_graphs_that_declare_them() {
+    let plain = cell(fixture("tiny"));
+    let typed = cell(fixture("tiny-token-types"));
+    for text in ["me encanta", "odio esto"] {
+        assert_eq!(
+            predict(plain, text).await["probas"],
+            predict(typed, text).await["probas"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn multi_label_models_return_the_labels_above_one_half() {
+    let dir = copy_fixture("tiny");
+    edit_json(&dir.path().join("config.json"), |c| {
+        c["problem_type"] = json!("multi_label_classification")
+    });
+    let cell = cell(dir.path());
+    let p = predict(cell, "excelente excelente").await;
+    assert_eq!(p["output"], json!(["NEU", "POS"]));
+    assert!(probas_sum(&p) > 1.0, "sigmoid, not softmax: {p}");
+    let none = predict(cell, "<pad>").await;
+    assert!(none["output"].is_array());
+}
+
+#[tokio::test]
+async fn routes_ignore_stage_and_base_path() {
+    let cell = cell(fixture("tiny"));
+    let body = json!({ "text": "genial" }).to_string();
+    for path in ["/predict", "/prod/predict", "/api/v1/predict/"] {
+        let reply = call(cell, "POST", path, Some(&body)).await;
+        assert_eq!(
+            (reply.status, &reply.json["output"]),
+            (200, &json!("POS")),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_reports_whether_the_model_is_loaded() {
+    let cell = cell(fixture("tiny"));
+    let before = call(cell, "GET", "/health", None).await;
+    assert_eq!(before.status, 200);
+    assert_eq!(before.json["model"]["loaded"], false);
+    predict(cell, "hola").await;
+    let after = call(cell, "GET", "/health", None).await;
+    assert_eq!(after.json["model"]["loaded"], true);
+    assert_eq!(after.json["model"]["name"], "fixture/tiny");
+    assert_eq!(after.json["model"]["labels"], json!(["NEG", "NEU", "POS"]));
+    assert!(after.json["memory"]["peak_rss_mb"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn client_mistakes_get_4xx_with_a_json_error() {
+    let cell = cell(fixture("tiny"));
+    let cases: [(&str, &str, Option<&str>, Option<&[u8]>, u16, &str); 9] = [
+        (
+            "POST",
+            "/predict",
+            Some("application/json"),
+            Some(b"{not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some("application/json"),
+            None,
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some("application/json"),
+            Some(br#"{"text": 42}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some("application/json"),
+            Some(br#"{"text": " "}"#),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/nope",
+            Some("application/json"),
+            Some(b"{}"),
+            404,
+            "not_found",
+        ),
+        ("GET", "/predict", None, None, 405, "method_not_allowed"),
+        ("DELETE", "/health", None, None, 405, "method_not_allowed"),
+        (
+            "POST",
+            "/predict",
+            Some("text/plain"),
+            Some(br#"{"text": "hola"}"#),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "POST",
+            "/predict",
+            Some("application/json"),
+            Some(&[0xc3, 0x28]),
+            400,
+            "invalid_json",
+        ),
+    ];
+    for (method, path, ct, body, status, code) in cases {
+        let reply = call_with(cell, method, path, ct, body.map(<[u8]>::to_vec)).await;
+        assert_eq!(
+            reply.status, status,
+            "{method} {path} {:?}: {}",
+            body, reply.json
+        );
+        assert_eq!(reply.json["error"]["code"], code);
+        assert!(!reply.json["error"]["message"].as_str().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn method_not_allowed_names_the_allowed_method() {
+    let reply = call(cell(fixture("tiny")), "PUT", "/predict", None).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.headers["allow"], "POST");
+}
+
+#[tokio::test]
+async fn oversized_batches_are_413() {
+    let cell = cell(fixture("tiny"));
+    let texts = vec!["hola"; 65];
+    let reply = call(
+        cell,
+        "POST",
+        "/predict",
+        Some(&json!({ "texts": texts }).to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("64"));
+}
+
+#[tokio::test]
+async fn missing_model_is_503_and_recovers_once_the_files_appear() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("model");
+    let cell = cell(&dir);
+    let body = json!({ "text": "excelente" }).to_string();
+    let reply = call(cell, "POST", "/predict", Some(&body)).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.json["error"]["code"], "model_unavailable");
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not exist"));
+
+    // The failure was not cached: fixing the directory is enough.
+    std::fs::rename(copy_fixture("tiny").keep(), &dir).unwrap();
+    let reply = call(cell, "POST", "/predict", Some(&body)).await;
+    assert_eq!((reply.status, &reply.json["output"]), (200, &json!("POS")));
+}
+
+#[tokio::test]
+async fn broken_model_files_are_503_naming_the_file() {
+    let cases: [(&str, fn(&std::path::Path), &str); 4] = [
+        (
+            "model.onnx",
+            |d| std::fs::write(d.join("model.onnx"), b"garbage").unwrap(),
+            "model.onnx",
+        ),
+        (
+            "tokenizer.json",
+            |d| std::fs::write(d.join("tokenizer.json"), b"{}").unwrap(),
+            "tokenizer",
+        ),
+        (
+            "config.json",
+            |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({})),
+            "id2label",
+        ),
+        (
+            "label width",
+            |d| {
+                edit_json(&d.join("config.json"), |c| {
+                    c["id2label"] = json!({"0": "NEG", "1": "POS"})
+                })
+            },
+            "3 logits per text but config.json names 2 labels",
+        ),
+    ];
+    for (what, break_it, expected) in cases {
+        let dir = copy_fixture("tiny");
+        break_it(dir.path());
+        let reply = call(
+            cell(dir.path()),
+            "POST",
+            "/predict",
+            Some(r#"{"text": "hola"}"#),
+        )
+        .await;
+        assert_eq!(reply.status, 503, "{what}: {}", reply.json);
+        let message = reply.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{what}: {message}");
+    }
+}
