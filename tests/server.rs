@@ -1,0 +1,65 @@
+//! The plain HTTP front door over loopback: same handler, real sockets, body limit on the wire.
+
+mod common;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cell = common::cell(common::fixture("tiny"));
+    tokio::spawn(sentimiento::server::serve(cell, listener));
+    addr
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`; returns (status, body).
+async fn exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer 413 and close before reading everything: a failed write is fine.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text[9..12].parse().unwrap();
+    let json = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .unwrap();
+    (status, json)
+}
+
+fn post(body_len: usize) -> String {
+    format!(
+        "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn serves_predictions_and_health() {
+    let addr = start().await;
+    let body = r#"{"text": "qué día tan genial, me encanta"}"#;
+    let (status, json) = exchange(addr, &post(body.len()), body.as_bytes()).await;
+    assert_eq!(
+        (status, &json["output"]),
+        (200, &serde_json::json!("POS")),
+        "{json}"
+    );
+    let head = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (status, json) = exchange(addr, head, b"").await;
+    assert_eq!(
+        (status, &json["model"]["loaded"]),
+        (200, &serde_json::json!(true))
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_without_buffering_it() {
+    let addr = start().await;
+    let body = vec![b'a'; sentimiento::config::MAX_BODY_BYTES + 10];
+    let (status, json) = exchange(addr, &post(body.len()), &body).await;
+    assert_eq!(status, 413, "{json}");
+    assert_eq!(json["error"]["code"], "payload_too_large");
+}
