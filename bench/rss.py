@@ -1,0 +1,92 @@
+"""Peak memory of the running function: starts `sentimiento serve`, sends N /predict requests
+(single texts and batches of 8, tweet-length Spanish), and prints the server's VmRSS / VmHWM
+read from /proc after the first request and after the last.
+
+    python bench/rss.py target/release/sentimiento [N]    # MODEL_DIR, ORT_DYLIB_PATH from env
+"""
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+TEXTS = [
+    "Me encanta este día, qué genial",
+    "Odio los lunes, el servicio fue horrible",
+    "La película estuvo bien, nada especial",
+    "Qué maravilla de concierto anoche, gracias a todos",
+    "Nunca más compro en esta tienda, fatal atención",
+    "Hoy llueve en Madrid y el tráfico está como siempre",
+    "El mejor café de la ciudad, lo recomiendo",
+    "Estoy triste por la noticia, qué pena",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def post(port, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("POST", "/predict", json.dumps(body), {"content-type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        sys.exit(f"request failed: {response.status} {data!r}")
+    return data
+
+
+def wait_listening(port, server):
+    for _ in range(300):
+        if server.poll() is not None:
+            sys.exit(f"server exited with {server.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit("server did not start")
+
+
+def main():
+    binary, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    port = free_port()
+    server = subprocess.Popen([binary, "serve"], env=dict(os.environ, PORT=str(port)), stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, server)
+        started = time.perf_counter()
+        post(port, {"text": TEXTS[0]})
+        cold_ms = (time.perf_counter() - started) * 1e3
+        first = memory(server.pid)
+        started = time.perf_counter()
+        for i in range(1, n):
+            body = {"texts": TEXTS} if i % 10 == 0 else {"text": TEXTS[i % len(TEXTS)]}
+            post(port, body)
+        warm_ms = (time.perf_counter() - started) * 1e3 / max(n - 1, 1)
+        last = memory(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"model: {os.environ.get('MODEL_DIR', 'model')}")
+    print(f"first request (lazy load included): {cold_ms:.1f} ms")
+    print(f"mean of the next {n - 1} requests: {warm_ms:.2f} ms")
+    print(f"after 1 request:    RSS {first['VmRSS']:.1f} MiB, peak {first['VmHWM']:.1f} MiB")
+    print(f"after {n} requests: RSS {last['VmRSS']:.1f} MiB, peak {last['VmHWM']:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""End to end through the Lambda emulator: `cargo lambda watch` runs the function, and every
+file in events/ is sent with `cargo lambda invoke`; each answer is checked against
+tests/events_expected.json (the same expectations tests/events.rs checks in process).
+
+    python tests/e2e_lambda.py     # make test runs it with the venv's cargo-lambda on PATH
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXPECTED = json.loads((ROOT / "tests/events_expected.json").read_text())
+START_TIMEOUT_S = 300  # the first run compiles the function
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def invoke(port, event):
+    done = subprocess.run(
+        ["cargo", "lambda", "invoke", "sentimiento", "--invoke-port", str(port), "--data-file", str(event)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cargo lambda invoke {event.name} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def wait_ready(port, watch):
+    deadline = time.time() + START_TIMEOUT_S
+    while time.time() < deadline:
+        if watch.poll() is not None:
+            sys.exit(f"cargo lambda watch exited with {watch.returncode}")
+        try:
+            return invoke(port, ROOT / "events/http-health.json")
+        except (RuntimeError, json.JSONDecodeError, subprocess.TimeoutExpired):
+            time.sleep(2)
+    sys.exit(f"the function did not answer within {START_TIMEOUT_S} s")
+
+
+def check(event, response):
+    case = event.stem.split("-", 1)[1]
+    want = EXPECTED[case]
+    body = json.loads(response["body"])
+    problems = []
+    if response["statusCode"] != want["status"]:
+        problems.append(f"status {response['statusCode']} != {want['status']}")
+    if "outputs" in want:
+        got = [r["output"] for r in body["results"]] if "results" in body else [body.get("output")]
+        if got != want["outputs"]:
+            problems.append(f"outputs {got} != {want['outputs']}")
+    if "code" in want and body.get("error", {}).get("code") != want["code"]:
+        problems.append(f"error code {body.get('error')} != {want['code']}")
+    return problems
+
+
+def main():
+    port = free_port()
+    env = dict(os.environ, MODEL_DIR=str(ROOT / "tests/fixtures/tiny"),
+               ORT_DYLIB_PATH=str(ROOT / "lib/libonnxruntime.so"))
+    log = open(ROOT / "target/e2e-watch.log", "w")
+    watch = subprocess.Popen(["cargo", "lambda", "watch", "--invoke-port", str(port)], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    failed = 0
+    try:
+        wait_ready(port, watch)
+        events = sorted((ROOT / "events").glob("*.json"))
+        for event in events:
+            problems = check(event, invoke(port, event))
+            failed += bool(problems)
+            print(f"{'ok  ' if not problems else 'FAIL'} {event.name} {'; '.join(problems)}")
+        print(f"e2e: {len(events) - failed} passed, {failed} failed")
+    finally:
+        os.killpg(watch.pid, signal.SIGTERM)
+        watch.wait(timeout=30)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
