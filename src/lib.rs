@@ -14,6 +14,7 @@ pub mod memory;
 pub mod model;
 pub mod model_dir;
 pub mod postprocess;
+pub mod preprocess;
 pub mod request;
 pub mod server;
 pub mod session;

@@ -1,0 +1,155 @@
+//! `emoji.demojize(text, language=lang, delimiters=("|", "|"))` of emoji 2.10.1, ported step for
+//! step from its tokenizer (including how it splits non-RGI ZWJ sequences and drops stray
+//! variation selectors), over the package's own data (data/emoji-2.10.1.tsv).
+
+use std::collections::HashMap;
+
+use super::Lang;
+
+const DATA: &str = include_str!("data/emoji-2.10.1.tsv");
+const ZWJ: char = '\u{200D}';
+
+struct Entry {
+    component: bool,
+    /// Names without colons, by `Lang` index; empty when the package has no translation.
+    names: [&'static str; 4],
+}
+
+/// Every prefix of every emoji, as the package's search tree holds them.
+pub struct EmojiTable {
+    prefixes: HashMap<&'static str, Option<Entry>>,
+}
+
+#[derive(Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+    /// Matched by the tree walk; an unmatched char stays as it is even if it is an emoji itself.
+    matched: bool,
+}
+
+impl EmojiTable {
+    pub fn load() -> Self {
+        let mut prefixes = HashMap::new();
+        // The first line is a header; emoji rows may start with "#" (keycaps).
+        for line in DATA.lines().skip(1) {
+            let fields: Vec<&'static str> = line.split('\t').collect();
+            let [emoji, component, en, es, it, pt] = fields[..] else {
+                panic!("bad emoji row {line:?}")
+            };
+            for (i, _) in emoji.char_indices().skip(1) {
+                prefixes.entry(&emoji[..i]).or_insert(None);
+            }
+            let entry = Entry {
+                component: component == "1",
+                names: [en, es, it, pt],
+            };
+            prefixes.insert(emoji, Some(entry));
+        }
+        Self { prefixes }
+    }
+
+    fn in_tree(&self, key: &str) -> bool {
+        self.prefixes.contains_key(key)
+    }
+
+    fn entry(&self, key: &str) -> Option<&Entry> {
+        self.prefixes.get(key).and_then(Option::as_ref)
+    }
+
+    pub fn demojize(&self, text: &str, lang: Lang) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let key = |start: usize, end: usize| -> String { chars[start..end].iter().collect() };
+        let mut tokens: Vec<Token> = Vec::new();
+        let mut ignore: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if ignore.contains(&i) {
+                i += 1;
+                if c == ZWJ {
+                    tokens.push(Token {
+                        start: i - 1,
+                        end: i,
+                        matched: false,
+                    });
+                }
+                continue;
+            }
+            if self.in_tree(&key(i, i + 1)) {
+                let mut j = i + 1;
+                while j < chars.len() && self.in_tree(&key(i, j + 1)) && !ignore.contains(&j) {
+                    j += 1;
+                }
+                if self.entry(&key(i, j)).is_some() {
+                    tokens.push(Token {
+                        start: i,
+                        end: j,
+                        matched: true,
+                    });
+                    i = j;
+                    continue;
+                }
+            } else if c == ZWJ && self.follows_emoji(&tokens, &chars, i) {
+                // A ZWJ joining emoji into a sequence that is not RGI: go back and read the parts.
+                ignore.push(i);
+                let last = *tokens.last().expect("checked by follows_emoji");
+                let last_is_component = self
+                    .entry(&key(last.start, last.end))
+                    .is_some_and(|e| e.component);
+                if last_is_component {
+                    let from = tokens.len().saturating_sub(2);
+                    i -= tokens[from..]
+                        .iter()
+                        .map(|t| t.end - t.start)
+                        .sum::<usize>();
+                    if chars[i] == ZWJ {
+                        i += 1;
+                        tokens.pop();
+                    } else {
+                        tokens.truncate(from);
+                    }
+                } else {
+                    i -= last.end - last.start;
+                    tokens.pop();
+                }
+                continue;
+            }
+            // Unmatched variation selectors are dropped, as the package does.
+            if c != '\u{FE0E}' && c != '\u{FE0F}' {
+                tokens.push(Token {
+                    start: i,
+                    end: i + 1,
+                    matched: false,
+                });
+            }
+            i += 1;
+        }
+        self.render(&chars, &tokens, lang)
+    }
+
+    fn follows_emoji(&self, tokens: &[Token], chars: &[char], i: usize) -> bool {
+        let Some(last) = tokens.last() else {
+            return false;
+        };
+        let last_text: String = chars[last.start..last.end].iter().collect();
+        self.entry(&last_text).is_some() && i > 0 && self.in_tree(&chars[i - 1].to_string())
+    }
+
+    fn render(&self, chars: &[char], tokens: &[Token], lang: Lang) -> String {
+        let mut out = String::with_capacity(chars.len());
+        for t in tokens {
+            let text: String = chars[t.start..t.end].iter().collect();
+            // Untranslated emoji stay as they are, like unmatched chars.
+            match self.entry(&text).map(|e| e.names[lang as usize]) {
+                Some(name) if t.matched && !name.is_empty() => {
+                    out.push('|');
+                    out.push_str(name);
+                    out.push('|');
+                }
+                _ => out.push_str(&text),
+            }
+        }
+        out
+    }
+}
