@@ -22,7 +22,8 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv ort model fixtures build run watch invoke test lambda sam-build deploy bench clean
+.PHONY: help venv ort model fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
+	bench bench-preprocess clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
@@ -49,6 +50,31 @@ $(ORT_LIB): $(VENV)/.done
 	mv $@.tmp $@
 ort: $(ORT_LIB)
 
+# pysentimiento itself, for the golden data and the preprocessing benchmark: --no-deps, since
+# preprocessing.py needs only re and emoji (the package's __init__ would pull in torch).
+PYS_VENV := $(CACHE)/pysentimiento-0.7.3-venv
+PYS_PY   := $(PYS_VENV)/bin/python
+EVOMSA        := $(CACHE)/sdists/evomsa-2.0.14.tar.gz
+EVOMSA_SHA256 := 948955df920578c668d1c19cf7051f2034a1c968ced6275284d9082b8c6cd8c4
+
+$(PYS_VENV)/.done:
+	python3 -m venv $(PYS_VENV)
+	$(PYS_PY) -m pip install --quiet --no-deps pysentimiento==0.7.3 emoji==2.10.1
+	touch $@
+
+$(EVOMSA): $(VENV)/.done
+	mkdir -p $(dir $@)
+	$(PY) -m pip download --quiet --no-deps --no-binary=:all: -d $(dir $@) evomsa==2.0.14
+	echo "$(EVOMSA_SHA256)  $@" | sha256sum --check --quiet \
+	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
+
+# Regenerates the committed golden file and the embedded preprocessing data.
+golden: $(PYS_VENV)/.done $(EVOMSA)
+	$(PYS_PY) tests/golden/make_golden.py $(EVOMSA)
+
+preprocess-data: $(PYS_VENV)/.done
+	$(PYS_PY) scripts/gen_preprocess_data.py
+
 # The test fixtures are committed (a few KB); this rebuilds them from their script.
 fixtures: $(VENV)/.done
 	$(PY) tests/fixtures/make_fixtures.py
@@ -57,7 +83,7 @@ model:
 	@echo "the default model is not built yet (issue 3); MODEL_DIR=$(MODEL_DIR) is served meanwhile"
 
 build: $(BIN)
-$(BIN): Cargo.toml Cargo.lock $(wildcard src/*.rs)
+$(BIN): Cargo.toml Cargo.lock $(shell find src -type f)
 	cargo build --release --locked
 
 # The main job: the function as a local HTTP server on the default model.
@@ -94,8 +120,12 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
 
-bench: $(ORT_LIB) $(BIN)
+bench: $(ORT_LIB) $(BIN) bench-preprocess
 	$(RUN_ENV) $(PY) bench/rss.py $(BIN)
+
+bench-preprocess: $(BIN) $(PYS_VENV)/.done
+	$(PYS_PY) bench/preprocess.py $(BIN) tests/golden/preprocess.jsonl
+	cargo bench --locked --bench preprocess
 
 clean:
 	cargo clean

@@ -87,9 +87,13 @@ async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?"));
     check_content_type(content_type)?;
-    let PredictRequest { texts, batch } = parse_predict(req.body())?;
+    let PredictRequest {
+        texts,
+        batch,
+        include_sentence,
+    } = parse_predict(req.body())?;
     let model = cell.get().await?;
-    let predictions = tokio::task::spawn_blocking(move || model.predict(&texts))
+    let predictions = tokio::task::spawn_blocking(move || model.predict(&texts, include_sentence))
         .await
         .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))?
         .map_err(ApiError::Internal)?;
@@ -122,7 +126,7 @@ fn health(cell: &ModelCell) -> serde_json::Value {
             "name": m.spec.name,
             "labels": m.spec.labels,
             "multi_label": m.spec.multi_label,
-            "lang": m.spec.lang,
+            "lang": m.spec.lang.map(|l| l.as_str()),
             "max_tokens": m.spec.max_tokens,
         }),
         None => json!({ "loaded": false, "dir": cell.settings().model_dir }),

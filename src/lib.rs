@@ -1,6 +1,6 @@
 //! Spanish sentiment analysis (pysentimiento-compatible) on ONNX Runtime, for AWS Lambda.
 //!
-//! The data path, one module per stage: [`request`] -> [`tokenize`] -> [`session`] ->
+//! The data path, one module per stage: [`request`] -> [`preprocess`] -> [`tokenize`] -> [`session`] ->
 //! [`postprocess`] -> [`handler`]'s response. [`model`] ties the stages to a model directory
 //! ([`model_dir`]) and holds the process-wide cell; [`server`], [`cli`] and `lambda_http` are
 //! the front doors.

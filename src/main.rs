@@ -12,10 +12,12 @@ use sentimiento::{cli, handler, logging, server};
 /// The one process-wide model cell.
 static MODEL: OnceLock<ModelCell> = OnceLock::new();
 
-const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | help]
+const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | preprocess [--lang es] | help]
   (no command)    the Lambda runtime under AWS Lambda, else `serve`
   serve           HTTP server on $PORT (default 8080): POST /predict, GET /health
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON
+  preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
+                  (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_EAGER, RUST_LOG";
 
 #[tokio::main]
@@ -46,6 +48,8 @@ async fn main() -> ExitCode {
             }
             Err(json) => fail(&json),
         },
+        ["preprocess"] => preprocess("es"),
+        ["preprocess", "--lang", lang] => preprocess(lang),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -75,6 +79,21 @@ async fn serve(cell: &'static ModelCell, port: u16) -> ExitCode {
             .await
             .map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS),
         Err(e) => fail(&format!("cannot listen on port {port}: {e}")),
+    }
+}
+
+fn preprocess(lang: &str) -> ExitCode {
+    let lang: sentimiento::preprocess::Lang = match lang.parse() {
+        Ok(lang) => lang,
+        Err(e) => return fail(&e),
+    };
+    let output = std::io::BufWriter::new(std::io::stdout().lock());
+    match cli::preprocess(lang, std::io::stdin().lock(), output) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(bad) => fail(&format!(
+            "{bad} input lines were not {{\"text\": string}} objects"
+        )),
+        Err(e) => fail(&e.to_string()),
     }
 }
 

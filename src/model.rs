@@ -8,11 +8,13 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::model_dir::ModelSpec;
 use crate::postprocess::{self, Prediction};
+use crate::preprocess::{Options, Preprocessor};
 use crate::session::Classifier;
 use crate::tokenize::TextEncoder;
 
 pub struct Model {
     pub spec: ModelSpec,
+    preprocessor: Preprocessor,
     encoder: TextEncoder,
     classifier: Classifier,
 }
@@ -35,30 +37,45 @@ impl Model {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
             _ => Ok(Self {
                 spec,
+                preprocessor: Preprocessor::new(),
                 encoder,
                 classifier,
             }),
         }
     }
 
-    /// Predictions in input order.
-    pub fn predict(&self, texts: &[String]) -> Result<Vec<Prediction>, String> {
-        let batch = self.encoder.encode(texts)?;
+    /// The text the model reads: pysentimiento's preprocessing in the model's language.
+    pub fn preprocess(&self, text: &str) -> String {
+        match self.spec.lang {
+            Some(lang) => self
+                .preprocessor
+                .preprocess(text, lang, &Options::default()),
+            None => text.to_string(),
+        }
+    }
+
+    /// Predictions in input order; `with_sentence` adds the preprocessed text to each.
+    pub fn predict(
+        &self,
+        texts: &[String],
+        with_sentence: bool,
+    ) -> Result<Vec<Prediction>, String> {
+        let sentences: Vec<String> = texts.iter().map(|t| self.preprocess(t)).collect();
+        let batch = self.encoder.encode(&sentences)?;
         let logits = self.classifier.run(&batch)?;
         let spec = &self.spec;
-        logits
-            .iter()
-            .zip(&batch.truncated)
-            .map(|(row, &truncated)| match row.len() == spec.labels.len() {
-                true => Ok(postprocess::predict(
-                    row,
-                    &spec.labels,
-                    spec.multi_label,
-                    truncated,
-                )),
-                false => Err(width_mismatch(row.len(), spec)),
+        let rows = logits.iter().zip(&batch.truncated).zip(sentences);
+        rows.map(|((row, &truncated), sentence)| {
+            if row.len() != spec.labels.len() {
+                return Err(width_mismatch(row.len(), spec));
+            }
+            let p = postprocess::predict(row, &spec.labels, spec.multi_label, truncated);
+            Ok(Prediction {
+                sentence: with_sentence.then_some(sentence),
+                ..p
             })
-            .collect()
+        })
+        .collect()
     }
 }
 

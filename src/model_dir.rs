@@ -3,12 +3,15 @@
 //! - `model.onnx`: `input_ids`, `attention_mask` (and `token_type_ids` if declared) -> `logits`
 //! - `tokenizer.json`: a Hugging Face tokenizer
 //! - `config.json`: Hugging Face config (`id2label`, `problem_type`, `max_position_embeddings`, `pad_token_id`)
-//! - `pipeline.json` (optional): `name`, `lang` (preprocessing), `prefix` (e.g. e5's "query: "), `max_tokens`
+//! - `pipeline.json` (optional): `name`, `lang` (pysentimiento preprocessing language, `null` for none),
+//!   `prefix` (e.g. e5's "query: "), `max_tokens`
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::preprocess::Lang;
 
 /// Tokens per text when neither pipeline.json nor the positions limit say otherwise (pysentimiento's).
 const DEFAULT_MAX_TOKENS: usize = 128;
@@ -19,7 +22,8 @@ pub struct ModelSpec {
     pub name: String,
     pub labels: Vec<String>,
     pub multi_label: bool,
-    pub lang: String,
+    /// Preprocessing language; `None`: texts reach the tokenizer as sent.
+    pub lang: Option<Lang>,
     pub prefix: String,
     pub max_tokens: usize,
     pub pad_id: i64,
@@ -39,14 +43,33 @@ struct HfConfig {
     name_or_path: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pipeline {
+    #[serde(default)]
     name: Option<String>,
+    /// Absent: Spanish, the project's purpose; `null`: no preprocessing.
+    #[serde(default = "spanish")]
     lang: Option<String>,
     #[serde(default)]
     prefix: String,
+    #[serde(default)]
     max_tokens: Option<usize>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            name: None,
+            lang: spanish(),
+            prefix: String::new(),
+            max_tokens: None,
+        }
+    }
+}
+
+fn spanish() -> Option<String> {
+    Some("es".into())
 }
 
 impl ModelSpec {
@@ -88,7 +111,11 @@ impl ModelSpec {
                 .unwrap_or_else(|| dir.display().to_string()),
             labels,
             multi_label: config.problem_type.as_deref() == Some("multi_label_classification"),
-            lang: pipeline.lang.unwrap_or_else(|| "es".into()),
+            lang: pipeline
+                .lang
+                .map(|l| l.parse())
+                .transpose()
+                .map_err(|e| format!("pipeline.json: {e}"))?,
             prefix: pipeline.prefix,
             max_tokens,
             pad_id: config.pad_token_id.unwrap_or(0),
@@ -158,7 +185,7 @@ mod tests {
         assert_eq!(spec.labels, ["NEG", "NEU", "POS"]);
         assert!(!spec.multi_label);
         assert_eq!(spec.max_tokens, 16);
-        assert_eq!(spec.lang, "es");
+        assert_eq!(spec.lang, Some(Lang::Es));
         assert_eq!(spec.name, "fixture/tiny");
     }
 

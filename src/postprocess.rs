@@ -32,6 +32,9 @@ pub struct Prediction {
     pub probas: Probas,
     /// True when the text was longer than the model's max tokens and only its start was read.
     pub truncated: bool,
+    /// The preprocessed text the model read (pysentimiento's `sentence`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentence: Option<String>,
 }
 
 pub fn predict(
@@ -59,6 +62,7 @@ pub fn predict(
         output,
         probas,
         truncated,
+        sentence: None,
     }
 }
 

@@ -11,6 +11,8 @@ pub struct PredictRequest {
     pub texts: Vec<String>,
     /// `{"texts": [...]}` answers `{"results": [...]}` even for one item.
     pub batch: bool,
+    /// `"include_sentence": true` echoes the preprocessed text (pysentimiento's `sentence`).
+    pub include_sentence: bool,
 }
 
 /// Unknown fields are rejected: a typo such as `"txt"` should fail loudly, not be ignored.
@@ -19,6 +21,8 @@ pub struct PredictRequest {
 struct Body {
     text: Option<String>,
     texts: Option<Vec<String>>,
+    #[serde(default)]
+    include_sentence: bool,
 }
 
 /// A missing content type is taken as JSON (some clients of function URLs send none); any other is refused.
@@ -62,12 +66,18 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
         ));
     }
     let parsed: Body = serde_json::from_value(value).map_err(json_error)?;
+    let include_sentence = parsed.include_sentence;
     let request = match (parsed.text, parsed.texts) {
         (Some(text), None) => PredictRequest {
             texts: vec![text],
             batch: false,
+            include_sentence,
         },
-        (None, Some(texts)) => PredictRequest { texts, batch: true },
+        (None, Some(texts)) => PredictRequest {
+            texts,
+            batch: true,
+            include_sentence,
+        },
         (Some(_), Some(_)) => return Err(invalid("send either \"text\" or \"texts\", not both")),
         (None, None) => return Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
     };
@@ -133,8 +143,14 @@ mod tests {
             r,
             PredictRequest {
                 texts: vec!["qué buen día".into()],
-                batch: false
+                batch: false,
+                include_sentence: false,
             }
+        );
+        assert!(
+            parse(r#"{"text": "x", "include_sentence": true}"#)
+                .unwrap()
+                .include_sentence
         );
     }
 
@@ -166,6 +182,14 @@ mod tests {
             (r#""hola""#, "must be a JSON object"),
             (r#"{"texts": [["a"]]}"#, "invalid type: sequence"),
             (r#"{"txt": "hola"}"#, "unknown field `txt`"),
+            (
+                r#"{"text": "a", "include_sentence": 1}"#,
+                "expected a boolean",
+            ),
+            (
+                r#"{"text": "a", "include_sentence": "yes"}"#,
+                "expected a boolean",
+            ),
             (r#"{}"#, "missing field"),
             (r#"{"text": "a", "texts": ["b"]}"#, "not both"),
             (r#"{"text": "   \n"}"#, "text is empty"),

@@ -288,3 +288,60 @@ async fn broken_model_files_are_503_naming_the_file() {
         assert!(message.contains(expected), "{what}: {message}");
     }
 }
+
+#[tokio::test]
+async fn texts_are_preprocessed_as_pysentimiento_does_before_the_model_reads_them() {
+    let cell_es = cell(fixture("tiny"));
+    let body =
+        json!({ "text": "@juan #OdioLosLunes!!!! https://t.co/x", "include_sentence": true });
+    let reply = call(cell_es, "POST", "/predict", Some(&body.to_string())).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(
+        reply.json["sentence"],
+        "@usuario hashtag odio los lunes!!! url"
+    );
+
+    // "odio" is only visible to the model once the hashtag is split.
+    let hashtag = json!({ "text": "#OdioElLunes", "include_sentence": true }).to_string();
+    let split = call(cell_es, "POST", "/predict", Some(&hashtag)).await;
+    assert_eq!(
+        (&split.json["sentence"], &split.json["output"]),
+        (&json!("hashtag odio el lunes"), &json!("NEG"))
+    );
+
+    let dir = copy_fixture("tiny");
+    edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["lang"] = json!(null)
+    });
+    let raw = call(cell(dir.path()), "POST", "/predict", Some(&hashtag)).await;
+    assert_eq!(
+        (&raw.json["sentence"], &raw.json["output"]),
+        (&json!("#OdioElLunes"), &json!("NEU"))
+    );
+}
+
+#[tokio::test]
+async fn sentence_is_left_out_unless_asked_for() {
+    let p = predict(cell(fixture("tiny")), "hola").await;
+    assert!(p.get("sentence").is_none(), "{p}");
+}
+
+#[tokio::test]
+async fn unsupported_preprocessing_language_is_503_naming_it() {
+    let dir = copy_fixture("tiny");
+    edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["lang"] = json!("fr")
+    });
+    let reply = call(
+        cell(dir.path()),
+        "POST",
+        "/predict",
+        Some(r#"{"text": "hola"}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 503);
+    assert!(reply.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"fr\""));
+}

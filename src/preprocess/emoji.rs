@@ -2,7 +2,7 @@
 //! step from its tokenizer (including how it splits non-RGI ZWJ sequences and drops stray
 //! variation selectors), over the package's own data (data/emoji-2.10.1.tsv).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Lang;
 
@@ -18,6 +18,8 @@ struct Entry {
 /// Every prefix of every emoji, as the package's search tree holds them.
 pub struct EmojiTable {
     prefixes: HashMap<&'static str, Option<Entry>>,
+    /// The tree's roots, so most characters are ruled out without building a key.
+    first_chars: HashSet<char>,
 }
 
 #[derive(Clone, Copy)]
@@ -46,11 +48,30 @@ impl EmojiTable {
             };
             prefixes.insert(emoji, Some(entry));
         }
-        Self { prefixes }
+        let first_chars = prefixes.keys().filter_map(|k| k.chars().next()).collect();
+        Self {
+            prefixes,
+            first_chars,
+        }
     }
 
     fn in_tree(&self, key: &str) -> bool {
         self.prefixes.contains_key(key)
+    }
+
+    /// The end of the deepest tree path from `i` (stopping at ignored positions), if it is an emoji.
+    fn walk(&self, chars: &[char], i: usize, ignore: &[usize]) -> Option<usize> {
+        let mut key = String::from(chars[i]);
+        let mut j = i + 1;
+        while j < chars.len() && !ignore.contains(&j) {
+            key.push(chars[j]);
+            if !self.in_tree(&key) {
+                key.pop();
+                break;
+            }
+            j += 1;
+        }
+        self.entry(&key).is_some().then_some(j)
     }
 
     fn entry(&self, key: &str) -> Option<&Entry> {
@@ -58,6 +79,15 @@ impl EmojiTable {
     }
 
     pub fn demojize(&self, text: &str, lang: Lang) -> String {
+        let untouched =
+            |c: char| !self.first_chars.contains(&c) && !matches!(c, ZWJ | '\u{FE0E}' | '\u{FE0F}');
+        // Most texts hold no emoji: skip the tokenizer (ASCII letters are never in the tree).
+        if text
+            .chars()
+            .all(|c| c.is_ascii_alphabetic() || c == ' ' || untouched(c))
+        {
+            return text.to_string();
+        }
         let chars: Vec<char> = text.chars().collect();
         let key = |start: usize, end: usize| -> String { chars[start..end].iter().collect() };
         let mut tokens: Vec<Token> = Vec::new();
@@ -76,12 +106,8 @@ impl EmojiTable {
                 }
                 continue;
             }
-            if self.in_tree(&key(i, i + 1)) {
-                let mut j = i + 1;
-                while j < chars.len() && self.in_tree(&key(i, j + 1)) && !ignore.contains(&j) {
-                    j += 1;
-                }
-                if self.entry(&key(i, j)).is_some() {
+            if self.first_chars.contains(&c) {
+                if let Some(j) = self.walk(&chars, i, &ignore) {
                     tokens.push(Token {
                         start: i,
                         end: j,
@@ -133,21 +159,27 @@ impl EmojiTable {
             return false;
         };
         let last_text: String = chars[last.start..last.end].iter().collect();
-        self.entry(&last_text).is_some() && i > 0 && self.in_tree(&chars[i - 1].to_string())
+        self.entry(&last_text).is_some() && i > 0 && self.first_chars.contains(&chars[i - 1])
     }
 
     fn render(&self, chars: &[char], tokens: &[Token], lang: Lang) -> String {
         let mut out = String::with_capacity(chars.len());
         for t in tokens {
-            let text: String = chars[t.start..t.end].iter().collect();
+            let text = &chars[t.start..t.end];
+            let name = match t.matched {
+                true => self
+                    .entry(&text.iter().collect::<String>())
+                    .map(|e| e.names[lang as usize]),
+                false => None,
+            };
             // Untranslated emoji stay as they are, like unmatched chars.
-            match self.entry(&text).map(|e| e.names[lang as usize]) {
-                Some(name) if t.matched && !name.is_empty() => {
+            match name.filter(|n| !n.is_empty()) {
+                Some(name) => {
                     out.push('|');
                     out.push_str(name);
                     out.push('|');
                 }
-                _ => out.push_str(&text),
+                None => out.extend(text),
             }
         }
         out

@@ -40,6 +40,15 @@ impl FromStr for Lang {
 }
 
 impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Es => "es",
+            Self::En => "en",
+            Self::It => "it",
+            Self::Pt => "pt",
+        }
+    }
+
     /// pysentimiento's `default_args[lang]`: user, URL and hashtag tokens.
     fn default_tokens(self) -> [&'static str; 3] {
         match self {
