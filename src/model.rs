@@ -55,27 +55,38 @@ impl Model {
     }
 
     /// Predictions in input order; `with_sentence` adds the preprocessed text to each.
+    ///
+    /// One text per session run, never a padded batch: int8 models quantize activations per
+    /// tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
+    /// the default model: up to 0.19, with 2.9 % of labels flipping). Same text, same answer.
     pub fn predict(
         &self,
         texts: &[String],
         with_sentence: bool,
     ) -> Result<Vec<Prediction>, String> {
-        let sentences: Vec<String> = texts.iter().map(|t| self.preprocess(t)).collect();
-        let batch = self.encoder.encode(&sentences)?;
-        let logits = self.classifier.run(&batch)?;
+        texts
+            .iter()
+            .map(|text| self.predict_one(text, with_sentence))
+            .collect()
+    }
+
+    fn predict_one(&self, text: &str, with_sentence: bool) -> Result<Prediction, String> {
+        let sentence = self.preprocess(text);
+        let batch = self.encoder.encode(std::slice::from_ref(&sentence))?;
+        let logits = self
+            .classifier
+            .run(&batch)?
+            .pop()
+            .ok_or("model returned no rows")?;
         let spec = &self.spec;
-        let rows = logits.iter().zip(&batch.truncated).zip(sentences);
-        rows.map(|((row, &truncated), sentence)| {
-            if row.len() != spec.labels.len() {
-                return Err(width_mismatch(row.len(), spec));
-            }
-            let p = postprocess::predict(row, &spec.labels, spec.multi_label, truncated);
-            Ok(Prediction {
-                sentence: with_sentence.then_some(sentence),
-                ..p
-            })
+        if logits.len() != spec.labels.len() {
+            return Err(width_mismatch(logits.len(), spec));
+        }
+        let p = postprocess::predict(&logits, &spec.labels, spec.multi_label, batch.truncated[0]);
+        Ok(Prediction {
+            sentence: with_sentence.then_some(sentence),
+            ..p
         })
-        .collect()
     }
 }
 

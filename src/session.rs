@@ -97,10 +97,15 @@ fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
 }
 
 fn build_session(env: &Environment, model: &Path, threads: usize) -> ort::Result<Session> {
+    // No CPU memory arena: measured on the default model (bench/rss.py, 100 requests), the arena
+    // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency. Pre-packing stays on:
+    // turning it off saved 3 MiB more but made inference ~50 % slower.
+    let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
     Ok(Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(threads)?
         .with_inter_threads(1)?
+        .with_execution_providers([cpu])?
         .commit_from_file(model)?)
 }
 
