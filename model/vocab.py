@@ -1,0 +1,79 @@
+"""Pruning e5's 250,002-piece Unigram vocabulary to what Spanish text needs.
+
+Kept: every piece used to segment the Spanish word lists (as written, Capitalised and UPPER,
+and with common punctuation attached, as in running text),
+the preprocessed tweets, the Spanish emoji names and preprocessing tokens, numbers and ASCII
+punctuation; every single-character piece (so any text still segments without <unk>); the
+special tokens. Ids are renumbered in the old order, so <s> <pad> </s> <unk> stay 0..3. The
+Viterbi segmentation of any text whose original pieces are all kept is unchanged: pruning only
+removes alternatives.
+"""
+import json
+import pathlib
+
+import numpy as np
+from tokenizers import Tokenizer
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def read_word_lists(paths):
+    words = set()
+    for path in paths:
+        for line in pathlib.Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+            word = line.split("/", 1)[0].strip()  # hunspell: stem/FLAGS
+            if word:
+                words.add(word)
+    return sorted(words)
+
+
+def variants(words):
+    out = set()
+    for w in words:
+        out.update((w, w.lower(), w[:1].upper() + w[1:], w.upper()))
+    return sorted(out)
+
+
+SUFFIXES = [",", ".", "!", "?", ":", ";", ")", '"', "...", "!!!", "?!"]
+PREFIXES = ["¿", "¡", "(", '"', "#"]
+
+
+def with_punctuation(words):
+    """Words as they stand in running text, where punctuation joins them into one pre-token."""
+    forms = {f for w in words for f in (w.lower(), w[:1].upper() + w[1:])}
+    return [f + s for f in forms for s in SUFFIXES] + [p + f for f in forms for p in PREFIXES]
+
+
+def used_ids(tokenizer, texts):
+    ids = set()
+    for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
+        ids.update(enc.ids)
+    return ids
+
+
+def prune(tokenizer_json, keep_texts):
+    """Returns (pruned tokenizer.json as a dict, kept old ids in new order)."""
+    full = Tokenizer.from_str(json.dumps(tokenizer_json))
+    vocab = tokenizer_json["model"]["vocab"]
+    keep = used_ids(full, keep_texts)
+    keep.update(i for i, (piece, _) in enumerate(vocab) if len(piece.replace("\u2581", "")) <= 1)
+    keep.update(full.token_to_id(t) for t in SPECIALS)
+    kept = np.array(sorted(keep), dtype=np.int64)
+    new_id = {int(old): new for new, old in enumerate(kept)}
+
+    pruned = json.loads(json.dumps(tokenizer_json))
+    pruned["model"]["vocab"] = [vocab[i] for i in kept]
+    pruned["model"]["unk_id"] = new_id[tokenizer_json["model"]["unk_id"]]
+    for token in pruned["added_tokens"]:
+        token["id"] = new_id[token["id"]]
+    for special in pruned["post_processor"]["special_tokens"].values():
+        special["ids"] = [new_id[i] for i in special["ids"]]
+    return pruned, kept
+
+
+def unchanged_share(full, pruned, kept, texts):
+    """Share of texts whose token sequence maps back to exactly the original one."""
+    a = full.encode_batch(texts, add_special_tokens=False)
+    b = pruned.encode_batch(texts, add_special_tokens=False)
+    same = sum(1 for x, y in zip(a, b) if list(x.ids) == [int(kept[i]) for i in y.ids])
+    return same / max(len(texts), 1)

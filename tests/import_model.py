@@ -1,0 +1,56 @@
+"""`make model FROM=DIR`: an exported directory in the Hugging Face layout (onnx/model_quantized.onnx
++ tokenizer.json + config.json) is imported and served; a broken one is refused with a message.
+Uses the fixture with token_type_ids, laid out as a public export.
+
+    .venv-model/bin/python tests/import_model.py target/release/sentimiento
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests/fixtures/tiny-token-types"
+
+
+def export_layout(dst):
+    (dst / "onnx").mkdir(parents=True)
+    shutil.copyfile(FIXTURE / "model.onnx", dst / "onnx/model_quantized.onnx")
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copyfile(FIXTURE / name, dst / name)
+
+
+def importer(src, out):
+    return subprocess.run([sys.executable, str(ROOT / "model/import_model.py"), "--from", str(src), "--out", str(out)],
+                          capture_output=True, text=True)
+
+
+def main():
+    binary = sys.argv[1]
+    passed = failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        export_layout(tmp / "export")
+        done = importer(tmp / "export", tmp / "model")
+        answer = subprocess.run([binary, "predict", "me encanta, genial"], capture_output=True, text=True,
+                                env=dict(os.environ, MODEL_DIR=str(tmp / "model")))
+        ok = done.returncode == 0 and answer.returncode == 0 and json.loads(answer.stdout)["output"] == "POS"
+        print(f"{'ok  ' if ok else 'FAIL'} import and serve: {done.stdout.strip() or done.stderr.strip()}")
+        passed, failed = passed + ok, failed + (not ok)
+
+        config = json.loads((tmp / "export/config.json").read_text())
+        config["id2label"] = {"0": "NEG", "1": "POS"}
+        (tmp / "export/config.json").write_text(json.dumps(config))
+        done = importer(tmp / "export", tmp / "refused")
+        ok = done.returncode != 0 and "expected (1, 2)" in done.stderr and not (tmp / "refused").exists()
+        print(f"{'ok  ' if ok else 'FAIL'} label mismatch refused: {done.stderr.strip()}")
+        passed, failed = passed + ok, failed + (not ok)
+    print(f"import: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
