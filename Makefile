@@ -22,7 +22,7 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv ort model fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-preprocess clean
+	bench bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
@@ -175,6 +175,18 @@ deploy: sam-build
 bench: $(ORT_LIB) $(BIN) model bench-preprocess
 	$(RUN_ENV) $(PY) bench/rss.py $(BIN) 100
 	if [ -w /sys/fs/cgroup/memory ]; then $(RUN_ENV) $(PY) bench/rss.py $(BIN) 100 --limit-mb=256; fi
+
+# Fuzz the request parser and the preprocessing (cargo-fuzz; the stable toolchain accepts the
+# nightly flags it needs with RUSTC_BOOTSTRAP=1). Corpora grow in fuzz/corpus/, seeds in fuzz/seeds/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+	for target in request preprocess; do mkdir -p fuzz/corpus/$$target; \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 || exit 1; done
+
+soak: $(ORT_LIB) $(BIN) model
+	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000
 
 bench-preprocess: $(BIN) $(PYS_VENV)/.done
 	$(PYS_PY) bench/preprocess.py $(BIN) tests/golden/preprocess.jsonl

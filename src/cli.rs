@@ -38,11 +38,7 @@ struct Row {
 /// `sentimiento preprocess --lang es`: JSON Lines `{"text": ...}` in, `{"text", "preprocessed"}`
 /// out, one output line per input line, in order. A bad line gets an `{"error", "line"}` line.
 /// Returns how many lines were bad.
-pub fn preprocess(
-    lang: Lang,
-    input: impl BufRead,
-    mut output: impl Write,
-) -> std::io::Result<usize> {
+pub fn preprocess(lang: Lang, input: impl BufRead, mut output: impl Write) -> std::io::Result<usize> {
     let preprocessor = Preprocessor::new();
     let options = Options::default();
     let mut bad = 0;
@@ -76,21 +72,14 @@ mod tests {
 
     #[test]
     fn preprocess_writes_one_line_per_input_line_in_order() {
-        let input =
-            "{\"text\": \"@ana jajaja\"}\nnot json\n{\"text\": 3}\n{\"text\": \"#HolaMundo\"}\n";
+        let input = "{\"text\": \"@ana jajaja\"}\nnot json\n{\"text\": 3}\n{\"text\": \"#HolaMundo\"}\n";
         let mut out = Vec::new();
         let bad = preprocess(Lang::Es, input.as_bytes(), &mut out).unwrap();
-        let lines: Vec<serde_json::Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(bad, 2);
         assert_eq!(lines.len(), 4);
-        assert_eq!(
-            lines[0],
-            json!({"text": "@ana jajaja", "preprocessed": "@usuario jaja"})
-        );
+        assert_eq!(lines[0], json!({"text": "@ana jajaja", "preprocessed": "@usuario jaja"}));
         assert_eq!(lines[1]["line"], 2);
         assert_eq!(lines[2]["line"], 3);
         assert_eq!(lines[3]["preprocessed"], "hashtag hola mundo");

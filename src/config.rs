@@ -18,6 +18,8 @@ pub struct Settings {
     /// Load the model during Lambda's init phase instead of on the first invocation.
     pub eager: bool,
     pub port: u16,
+    /// Plain HTTP server: requests handled or waiting for the model at once; more get a 503.
+    pub max_in_flight: usize,
 }
 
 impl Settings {
@@ -28,6 +30,7 @@ impl Settings {
             intra_threads: parse("SENTIMIENTO_THREADS", 1)?,
             eager: parse::<u8>("SENTIMIENTO_EAGER", 0)? == 1,
             port: parse("PORT", 8080)?,
+            max_in_flight: parse("SENTIMIENTO_MAX_IN_FLIGHT", 32)?,
         })
     }
 
@@ -39,6 +42,7 @@ impl Settings {
             intra_threads: 1,
             eager: false,
             port: 8080,
+            max_in_flight: 32,
         }
     }
 }
@@ -50,9 +54,7 @@ fn var(name: &str) -> Option<String> {
 fn parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     match var(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a valid value")),
+        Some(v) => v.parse().map_err(|_| format!("{name}={v:?} is not a valid value")),
     }
 }
 
@@ -70,13 +72,9 @@ fn ort_candidates(explicit: Option<String>) -> Vec<PathBuf> {
     if let Some(path) = explicit {
         return vec![PathBuf::from(path)];
     }
-    let beside_exe = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("libonnxruntime.so")));
-    beside_exe
-        .into_iter()
-        .chain([PathBuf::from("lib/libonnxruntime.so")])
-        .collect()
+    let beside_exe =
+        std::env::current_exe().ok().and_then(|exe| exe.parent().map(|dir| dir.join("libonnxruntime.so")));
+    beside_exe.into_iter().chain([PathBuf::from("lib/libonnxruntime.so")]).collect()
 }
 
 #[cfg(test)]
@@ -94,14 +92,8 @@ mod tests {
 
     #[test]
     fn explicit_ort_path_is_the_only_candidate() {
-        assert_eq!(
-            ort_candidates(Some("/x/lib.so".into())),
-            vec![PathBuf::from("/x/lib.so")]
-        );
+        assert_eq!(ort_candidates(Some("/x/lib.so".into())), vec![PathBuf::from("/x/lib.so")]);
         let defaults = ort_candidates(None);
-        assert_eq!(
-            defaults.last(),
-            Some(&PathBuf::from("lib/libonnxruntime.so"))
-        );
+        assert_eq!(defaults.last(), Some(&PathBuf::from("lib/libonnxruntime.so")));
     }
 }

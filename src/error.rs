@@ -2,6 +2,12 @@
 
 use serde_json::json;
 
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
     /// The body is not JSON (syntax error, not UTF-8).
@@ -17,6 +23,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// The model (or ONNX Runtime) cannot be loaded; the next request tries again.
     ModelUnavailable(String),
+    /// Too many requests in flight (plain HTTP server): try again shortly.
+    Overloaded(String),
     /// A bug or a broken model at inference time: never the client's fault.
     Internal(String),
 }
@@ -30,7 +38,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Internal(_) => 500,
-            Self::ModelUnavailable(_) => 503,
+            Self::ModelUnavailable(_) | Self::Overloaded(_) => 503,
         }
     }
 
@@ -43,6 +51,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::ModelUnavailable(_) => "model_unavailable",
+            Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -58,12 +67,18 @@ impl ApiError {
             | Self::PayloadTooLarge(m)
             | Self::UnsupportedMediaType(m)
             | Self::ModelUnavailable(m)
+            | Self::Overloaded(m)
             | Self::Internal(m) => m.clone(),
         }
     }
 
+    /// The `{"code", "message"}` object, as it stands in a response or in a batch item.
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail { code: self.code(), message: self.message() }
+    }
+
     pub fn body(&self) -> serde_json::Value {
-        json!({ "error": { "code": self.code(), "message": self.message() } })
+        json!({ "error": self.detail() })
     }
 }
 
@@ -85,10 +100,7 @@ mod tests {
             ApiError::InvalidJson("x".into()),
             ApiError::InvalidRequest("x".into()),
             ApiError::NotFound("x".into()),
-            ApiError::MethodNotAllowed {
-                method: "PUT".into(),
-                allowed: "POST",
-            },
+            ApiError::MethodNotAllowed { method: "PUT".into(), allowed: "POST" },
             ApiError::PayloadTooLarge("x".into()),
             ApiError::UnsupportedMediaType("x".into()),
         ];
@@ -99,15 +111,9 @@ mod tests {
 
     #[test]
     fn body_names_code_and_message() {
-        let e = ApiError::MethodNotAllowed {
-            method: "PUT".into(),
-            allowed: "POST",
-        };
+        let e = ApiError::MethodNotAllowed { method: "PUT".into(), allowed: "POST" };
         let body = e.body();
         assert_eq!(body["error"]["code"], "method_not_allowed");
-        assert_eq!(
-            body["error"]["message"],
-            "method PUT is not allowed here; use POST"
-        );
+        assert_eq!(body["error"]["message"], "method PUT is not allowed here; use POST");
     }
 }

@@ -7,12 +7,29 @@ use lambda_http::http::{header, HeaderValue, Method, Request, Response};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorDetail};
 use crate::model::ModelCell;
 use crate::postprocess::Prediction;
 use crate::request::{check_content_type, parse_predict, PredictRequest};
 
+/// Every front door's entry: the request is handled on its own task, so that a panic anywhere on
+/// the request path (there should be none) is answered with a 500 JSON error and logged, and
+/// never takes down the connection or the Lambda invocation with it.
 pub async fn handle(cell: &'static ModelCell, req: Request<Body>) -> Response<Body> {
+    catch_panics(handle_request(cell, req)).await
+}
+
+async fn catch_panics<F>(handling: F) -> Response<Body>
+where
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    match tokio::spawn(handling).await {
+        Ok(response) => response,
+        Err(e) => error_response(&ApiError::Internal(format!("the request handler failed: {e}"))),
+    }
+}
+
+async fn handle_request(cell: &'static ModelCell, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let result = route(cell, &req).await;
     let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
@@ -36,10 +53,14 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         tracing::error!(event = "error", code = err.code(), message = %err.message());
     }
     let mut response = json_response(err.status(), err.body().to_string());
-    if let ApiError::MethodNotAllowed { allowed, .. } = err {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    match err {
+        ApiError::MethodNotAllowed { allowed, .. } => {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed));
+        }
+        ApiError::Overloaded(_) => {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
     }
     response
 }
@@ -65,48 +86,35 @@ async fn route(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, 
             allow(req.method(), &[Method::GET, Method::HEAD], "GET")?;
             Ok(health(cell).to_string())
         }
-        _ => Err(ApiError::NotFound(format!(
-            "no route {path:?}; use POST /predict or GET /health"
-        ))),
+        _ => Err(ApiError::NotFound(format!("no route {path:?}; use POST /predict or GET /health"))),
     }
 }
 
 fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(), ApiError> {
     match allowed.contains(method) {
         true => Ok(()),
-        false => Err(ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            allowed: names,
-        }),
+        false => Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed: names }),
     }
 }
 
 async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("?"));
+    let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
     check_content_type(content_type)?;
-    let PredictRequest {
-        texts,
-        batch,
-        include_sentence,
-    } = parse_predict(req.body())?;
+    let PredictRequest { items, batch, include_sentence } = parse_predict(req.body())?;
     let model = cell.get().await?;
+    let texts: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
     let predictions = tokio::task::spawn_blocking(move || model.predict(&texts, include_sentence))
         .await
         .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))?
         .map_err(ApiError::Internal)?;
+    let mut predictions = predictions.into_iter();
+    let mut results = items.into_iter().map(|item| match item {
+        Ok(_) => Item::Prediction(predictions.next().expect("one prediction per valid text")),
+        Err(e) => Item::Error { error: e.detail() },
+    });
     let response = match batch {
-        true => PredictResponse::Batch {
-            results: predictions,
-        },
-        false => PredictResponse::One(
-            predictions
-                .into_iter()
-                .next()
-                .expect("one text, one prediction"),
-        ),
+        true => PredictResponse::Batch { results: results.collect() },
+        false => PredictResponse::One(results.next().expect("one text, one result")),
     };
     // Straight to text, not through serde_json::Value, which would widen f32 probabilities to noisy f64.
     Ok(serde_json::to_string(&response).expect("predictions serialise"))
@@ -115,8 +123,15 @@ async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String
 #[derive(Serialize)]
 #[serde(untagged)]
 enum PredictResponse {
-    One(Prediction),
-    Batch { results: Vec<Prediction> },
+    One(Item),
+    Batch { results: Vec<Item> },
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item {
+    Prediction(Prediction),
+    Error { error: ErrorDetail },
 }
 
 fn health(cell: &ModelCell) -> serde_json::Value {
@@ -132,4 +147,17 @@ fn health(cell: &ModelCell) -> serde_json::Value {
         None => json!({ "loaded": false, "dir": cell.settings().model_dir }),
     };
     json!({ "status": "ok", "model": model, "memory": crate::memory::rss() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_with_a_500_json_error() {
+        let response = catch_panics(async { panic!("boom") }).await;
+        assert_eq!(response.status(), 500);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error");
+    }
 }

@@ -12,9 +12,5 @@ pub fn init(on_lambda: bool) {
         .with_current_span(false)
         .with_writer(std::io::stderr);
     // try_init: tests and repeated calls must not panic on an already set subscriber.
-    let _ = if on_lambda {
-        builder.without_time().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if on_lambda { builder.without_time().try_init() } else { builder.try_init() };
 }

@@ -3,7 +3,9 @@
 
 use std::convert::Infallible;
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::Semaphore;
 
 use sentimiento::config::Settings;
 use sentimiento::model::ModelCell;
@@ -18,7 +20,8 @@ const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | preprocess [-
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
-environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_EAGER, RUST_LOG";
+environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_EAGER,
+  SENTIMIENTO_MAX_IN_FLIGHT, RUST_LOG";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,15 +34,10 @@ async fn main() -> ExitCode {
     let port = settings.port;
     let cell = MODEL.get_or_init(|| ModelCell::new(settings));
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] if on_lambda => run_lambda(cell)
-            .await
-            .map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS),
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] if on_lambda => {
+            run_lambda(cell).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
+        }
         [] | ["serve"] => serve(cell, port).await,
         ["predict", _, ..] => match cli::predict(cell, &args[1..]).await {
             Ok(json) => {
@@ -74,11 +72,14 @@ async fn serve(cell: &'static ModelCell, port: u16) -> ExitCode {
     if cell.settings().eager {
         let _ = cell.get().await;
     }
-    match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
-        Ok(listener) => server::serve(cell, listener)
-            .await
-            .map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS),
-        Err(e) => fail(&format!("cannot listen on port {port}: {e}")),
+    let in_flight = Arc::new(Semaphore::new(cell.settings().max_in_flight));
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(listener) => listener,
+        Err(e) => return fail(&format!("cannot listen on port {port}: {e}")),
+    };
+    match server::serve(cell, listener, in_flight, server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
     }
 }
 
@@ -90,9 +91,7 @@ fn preprocess(lang: &str) -> ExitCode {
     let output = std::io::BufWriter::new(std::io::stdout().lock());
     match cli::preprocess(lang, std::io::stdin().lock(), output) {
         Ok(0) => ExitCode::SUCCESS,
-        Ok(bad) => fail(&format!(
-            "{bad} input lines were not {{\"text\": string}} objects"
-        )),
+        Ok(bad) => fail(&format!("{bad} input lines were not {{\"text\": string}} objects")),
         Err(e) => fail(&e.to_string()),
     }
 }

@@ -15,18 +15,10 @@ pub fn rss() -> Option<Rss> {
 fn parse(status: &str) -> Option<Rss> {
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: f64 = line[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let kib: f64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
         Some((kib / 1024.0 * 10.0).round() / 10.0)
     };
-    Some(Rss {
-        rss_mb: field("VmRSS:")?,
-        peak_rss_mb: field("VmHWM:")?,
-    })
+    Some(Rss { rss_mb: field("VmRSS:")?, peak_rss_mb: field("VmHWM:")? })
 }
 
 #[cfg(test)]
@@ -36,13 +28,7 @@ mod tests {
     #[test]
     fn parses_proc_status() {
         let status = "Name:\tx\nVmHWM:\t  204800 kB\nVmRSS:\t   102400 kB\n";
-        assert_eq!(
-            parse(status),
-            Some(Rss {
-                rss_mb: 100.0,
-                peak_rss_mb: 200.0
-            })
-        );
+        assert_eq!(parse(status), Some(Rss { rss_mb: 100.0, peak_rss_mb: 200.0 }));
         assert_eq!(parse("Name:\tx\n"), None);
     }
 

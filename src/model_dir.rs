@@ -59,12 +59,7 @@ struct Pipeline {
 
 impl Default for Pipeline {
     fn default() -> Self {
-        Self {
-            name: None,
-            lang: spanish(),
-            prefix: String::new(),
-            max_tokens: None,
-        }
+        Self { name: None, lang: spanish(), prefix: String::new(), max_tokens: None }
     }
 }
 
@@ -83,39 +78,23 @@ impl ModelSpec {
 
     pub fn read(dir: &Path) -> Result<Self, String> {
         if !dir.is_dir() {
-            return Err(format!(
-                "model directory {} does not exist (set MODEL_DIR)",
-                dir.display()
-            ));
+            return Err(format!("model directory {} does not exist (set MODEL_DIR)", dir.display()));
         }
         let config: HfConfig = read_json(&dir.join("config.json"))?;
         let pipeline_path = dir.join("pipeline.json");
-        let pipeline: Pipeline = if pipeline_path.exists() {
-            read_json(&pipeline_path)?
-        } else {
-            Pipeline::default()
-        };
-        let labels = labels(&config.id2label)
-            .map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
+        let pipeline: Pipeline =
+            if pipeline_path.exists() { read_json(&pipeline_path)? } else { Pipeline::default() };
+        let labels =
+            labels(&config.id2label).map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
         // RoBERTa reserves 2 positions (max_position_embeddings 130 -> 128 tokens); never exceed either.
         let positions = config.max_position_embeddings.unwrap_or(DEFAULT_MAX_TOKENS);
-        let max_tokens = pipeline
-            .max_tokens
-            .unwrap_or(DEFAULT_MAX_TOKENS)
-            .min(positions);
+        let max_tokens = pipeline.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).min(positions);
         Ok(Self {
             dir: dir.to_path_buf(),
-            name: pipeline
-                .name
-                .or(config.name_or_path)
-                .unwrap_or_else(|| dir.display().to_string()),
+            name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir.display().to_string()),
             labels,
             multi_label: config.problem_type.as_deref() == Some("multi_label_classification"),
-            lang: pipeline
-                .lang
-                .map(|l| l.parse())
-                .transpose()
-                .map_err(|e| format!("pipeline.json: {e}"))?,
+            lang: pipeline.lang.map(|l| l.parse()).transpose().map_err(|e| format!("pipeline.json: {e}"))?,
             prefix: pipeline.prefix,
             max_tokens,
             pad_id: config.pad_token_id.unwrap_or(0),
@@ -124,8 +103,7 @@ impl ModelSpec {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid: {e}", path.display()))
 }
 
@@ -136,18 +114,11 @@ fn labels(id2label: &BTreeMap<String, String>) -> Result<Vec<String>, String> {
     }
     let mut labels = vec![None; id2label.len()];
     for (key, label) in id2label {
-        let index: usize = key
-            .parse()
-            .map_err(|_| format!("id2label key {key:?} is not an index"))?;
-        let slot = labels
-            .get_mut(index)
-            .ok_or(format!("id2label index {index} is out of range"))?;
+        let index: usize = key.parse().map_err(|_| format!("id2label key {key:?} is not an index"))?;
+        let slot = labels.get_mut(index).ok_or(format!("id2label index {index} is out of range"))?;
         *slot = Some(label.clone());
     }
-    labels
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or("id2label indices are not 0..n".into())
+    labels.into_iter().collect::<Option<Vec<_>>>().ok_or("id2label indices are not 0..n".into())
 }
 
 #[cfg(test)]
@@ -155,16 +126,12 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn labels_are_ordered_by_index_not_by_key_text() {
-        let pairs: Vec<(String, String)> =
-            (0..12).map(|i| (i.to_string(), format!("L{i}"))).collect();
+        let pairs: Vec<(String, String)> = (0..12).map(|i| (i.to_string(), format!("L{i}"))).collect();
         let id2label: BTreeMap<_, _> = pairs.into_iter().collect();
         let labels = labels(&id2label).unwrap();
         assert_eq!(labels[2], "L2");

@@ -37,33 +37,16 @@ pub struct Prediction {
     pub sentence: Option<String>,
 }
 
-pub fn predict(
-    logits: &[f32],
-    labels: &[String],
-    multi_label: bool,
-    truncated: bool,
-) -> Prediction {
-    let probs = if multi_label {
-        logits.iter().map(|&x| sigmoid(x)).collect()
-    } else {
-        softmax(logits)
-    };
+pub fn predict(logits: &[f32], labels: &[String], multi_label: bool, truncated: bool) -> Prediction {
+    let probs = if multi_label { logits.iter().map(|&x| sigmoid(x)).collect() } else { softmax(logits) };
     let output = if multi_label {
-        let above = labels
-            .iter()
-            .zip(&probs)
-            .filter(|(_, &p)| p > MULTI_LABEL_THRESHOLD);
+        let above = labels.iter().zip(&probs).filter(|(_, &p)| p > MULTI_LABEL_THRESHOLD);
         Output::Labels(above.map(|(l, _)| l.clone()).collect())
     } else {
         Output::Label(labels[argmax(&probs)].clone())
     };
     let probas = Probas(labels.iter().cloned().zip(probs).collect());
-    Prediction {
-        output,
-        probas,
-        truncated,
-        sentence: None,
-    }
+    Prediction { output, probas, truncated, sentence: None }
 }
 
 fn softmax(logits: &[f32]) -> Vec<f32> {
@@ -133,10 +116,7 @@ mod tests {
     fn serializes_like_pysentimiento_in_label_order() {
         let p = predict(&[0.0, 0.0, 0.0], &labels(), false, true);
         let json = serde_json::to_string(&p).unwrap();
-        assert!(
-            json.starts_with(r#"{"output":"NEG","probas":{"NEG":0.33333334,"NEU":"#),
-            "{json}"
-        );
+        assert!(json.starts_with(r#"{"output":"NEG","probas":{"NEG":0.33333334,"NEU":"#), "{json}");
         assert!(json.ends_with(r#""truncated":true}"#), "{json}");
     }
 }

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 /// What `/predict` was asked: one text or a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictRequest {
-    pub texts: Vec<String>,
+    /// Per text: the text, or why it cannot be classified. In a batch a bad item is answered in
+    /// its place and the others are still classified; a single bad text fails the request.
+    pub items: Vec<Result<String, ApiError>>,
     /// `{"texts": [...]}` answers `{"results": [...]}` even for one item.
     pub batch: bool,
     /// `"include_sentence": true` echoes the preprocessed text (pysentimiento's `sentence`).
@@ -30,12 +32,7 @@ pub fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let Some(value) = content_type else {
         return Ok(());
     };
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime == "application/json" || mime.ends_with("+json") {
         return Ok(());
     }
@@ -52,66 +49,56 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
         )));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidJson(
-            "body is empty; send {\"text\": \"...\"}".into(),
-        ));
+        return Err(ApiError::InvalidJson("body is empty; send {\"text\": \"...\"}".into()));
     }
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::InvalidJson(format!("body is not valid UTF-8: {e}")))?;
-    // Through Value first: serde would otherwise accept `["a", ["b"]]` as the struct's fields in order.
-    let value: serde_json::Value = serde_json::from_str(text).map_err(json_error)?;
-    if !value.is_object() {
-        return Err(invalid(
-            "body must be a JSON object such as {\"text\": \"...\"}",
-        ));
+    // Straight into the struct, so serde rejects duplicate keys; but first make sure it is an
+    // object, since serde would also take `["a", ["b"]]` as the struct's fields in order.
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => invalid("body must be a JSON object such as {\"text\": \"...\"}"),
+            Err(e) => json_error(e),
+        });
     }
-    let parsed: Body = serde_json::from_value(value).map_err(json_error)?;
+    let parsed: Body = serde_json::from_str(text).map_err(json_error)?;
     let include_sentence = parsed.include_sentence;
-    let request = match (parsed.text, parsed.texts) {
-        (Some(text), None) => PredictRequest {
-            texts: vec![text],
-            batch: false,
-            include_sentence,
-        },
-        (None, Some(texts)) => PredictRequest {
-            texts,
-            batch: true,
-            include_sentence,
-        },
-        (Some(_), Some(_)) => return Err(invalid("send either \"text\" or \"texts\", not both")),
-        (None, None) => return Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
-    };
-    validate(&request)?;
-    Ok(request)
+    match (parsed.text, parsed.texts) {
+        (Some(text), None) => {
+            let item = check_text(text, "text".into())?;
+            Ok(PredictRequest { items: vec![Ok(item)], batch: false, include_sentence })
+        }
+        (None, Some(texts)) => {
+            check_batch_size(texts.len())?;
+            let items = texts.into_iter().enumerate().map(|(i, t)| check_text(t, format!("texts[{i}]")));
+            Ok(PredictRequest { items: items.collect(), batch: true, include_sentence })
+        }
+        (Some(_), Some(_)) => Err(invalid("send either \"text\" or \"texts\", not both")),
+        (None, None) => Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
+    }
 }
 
-fn validate(request: &PredictRequest) -> Result<(), ApiError> {
-    let n = request.texts.len();
-    if n == 0 {
-        return Err(invalid("\"texts\" is empty; send 1 to 64 texts"));
+fn check_batch_size(n: usize) -> Result<(), ApiError> {
+    match n {
+        0 => Err(invalid("\"texts\" is empty; send 1 to 64 texts")),
+        n if n > MAX_BATCH => {
+            Err(ApiError::PayloadTooLarge(format!("\"texts\" has {n} items; the limit is {MAX_BATCH}")))
+        }
+        _ => Ok(()),
     }
-    if n > MAX_BATCH {
+}
+
+fn check_text(text: String, name: String) -> Result<String, ApiError> {
+    if text.trim().is_empty() {
+        return Err(invalid(&format!("{name} is empty")));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
         return Err(ApiError::PayloadTooLarge(format!(
-            "\"texts\" has {n} items; the limit is {MAX_BATCH}"
+            "{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"
         )));
     }
-    for (i, text) in request.texts.iter().enumerate() {
-        let name = if request.batch {
-            format!("texts[{i}]")
-        } else {
-            "text".to_string()
-        };
-        if text.trim().is_empty() {
-            return Err(invalid(&format!("{name} is empty")));
-        }
-        let chars = text.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"
-            )));
-        }
-    }
-    Ok(())
+    Ok(text)
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -136,90 +123,82 @@ mod tests {
         parse_predict(body.as_bytes())
     }
 
+    fn texts(r: &PredictRequest) -> Vec<&str> {
+        r.items.iter().map(|i| i.as_ref().unwrap().as_str()).collect()
+    }
+
     #[test]
     fn single_text() {
         let r = parse(r#"{"text": "qué buen día"}"#).unwrap();
-        assert_eq!(
-            r,
-            PredictRequest {
-                texts: vec!["qué buen día".into()],
-                batch: false,
-                include_sentence: false,
-            }
-        );
-        assert!(
-            parse(r#"{"text": "x", "include_sentence": true}"#)
-                .unwrap()
-                .include_sentence
-        );
+        assert_eq!((texts(&r), r.batch, r.include_sentence), (vec!["qué buen día"], false, false));
+        assert!(parse(r#"{"text": "x", "include_sentence": true}"#).unwrap().include_sentence);
     }
 
     #[test]
     fn batch_keeps_order() {
         let r = parse(r#"{"texts": ["a", "b", "c"]}"#).unwrap();
-        assert_eq!(r.texts, ["a", "b", "c"]);
+        assert_eq!(texts(&r), ["a", "b", "c"]);
         assert!(r.batch);
     }
 
     #[test]
+    fn bad_batch_items_are_reported_in_place() {
+        let long = "a".repeat(MAX_TEXT_CHARS + 1);
+        let r = parse(&format!(r#"{{"texts": ["ok", " ", "{long}", "fine"]}}"#)).unwrap();
+        let codes: Vec<&str> =
+            r.items.iter().map(|i| i.as_ref().map_or_else(|e| e.code(), |_| "ok")).collect();
+        assert_eq!(codes, ["ok", "invalid_request", "payload_too_large", "ok"]);
+        assert!(r.items[1].as_ref().unwrap_err().message().contains("texts[1] is empty"));
+    }
+
+    #[test]
     fn syntax_errors_are_invalid_json() {
-        for body in ["{", "not json", "{\"text\": }", ""] {
+        for body in ["{", "not json", "{\"text\": }", "", "[1,", "{\"text\": \"a\"} trailing"] {
             assert_eq!(parse(body).unwrap_err().code(), "invalid_json", "{body}");
         }
-        assert_eq!(
-            parse_predict(&[0xff, 0xfe]).unwrap_err().code(),
-            "invalid_json"
-        );
+        assert_eq!(parse_predict(&[0xff, 0xfe]).unwrap_err().code(), "invalid_json");
     }
 
     #[test]
     fn wrong_shapes_are_invalid_requests_naming_the_problem() {
         let cases = [
             (r#"{"text": 5}"#, "invalid type: integer"),
+            (r#"{"text": 1e999}"#, "number out of range"),
+            (r#"{"text": 123456789012345678901234567890}"#, "invalid type"),
             (r#"{"text": null}"#, "missing field"),
             (r#"[1, 2]"#, "must be a JSON object"),
             (r#"["a", ["b"]]"#, "must be a JSON object"),
             (r#""hola""#, "must be a JSON object"),
+            (r#"null"#, "must be a JSON object"),
             (r#"{"texts": [["a"]]}"#, "invalid type: sequence"),
+            (r#"{"texts": ["a", null]}"#, "invalid type: null"),
+            (r#"{"texts": "a"}"#, "invalid type: string"),
+            (r#"{"text": {"nested": "x"}}"#, "invalid type: map"),
             (r#"{"txt": "hola"}"#, "unknown field `txt`"),
-            (
-                r#"{"text": "a", "include_sentence": 1}"#,
-                "expected a boolean",
-            ),
-            (
-                r#"{"text": "a", "include_sentence": "yes"}"#,
-                "expected a boolean",
-            ),
+            (r#"{"text": "a", "text": "b"}"#, "duplicate field `text`"),
+            (r#"{"text": "a", "include_sentence": 1}"#, "expected a boolean"),
             (r#"{}"#, "missing field"),
             (r#"{"text": "a", "texts": ["b"]}"#, "not both"),
             (r#"{"text": "   \n"}"#, "text is empty"),
-            (r#"{"texts": ["ok", ""]}"#, "texts[1] is empty"),
             (r#"{"texts": []}"#, "\"texts\" is empty"),
         ];
         for (body, expected) in cases {
             let err = parse(body).unwrap_err();
             assert_eq!(err.status(), 400, "{body}");
-            assert!(
-                err.message().contains(expected),
-                "{body}: {}",
-                err.message()
-            );
+            assert!(err.message().contains(expected), "{body}: {}", err.message());
         }
     }
 
     #[test]
     fn limits_are_413() {
-        let batch = format!(
-            r#"{{"texts": [{}]}}"#,
-            vec!["\"a\""; MAX_BATCH + 1].join(",")
-        );
+        let batch = format!(r#"{{"texts": [{}]}}"#, vec!["\"a\""; MAX_BATCH + 1].join(","));
         assert_eq!(parse(&batch).unwrap_err().status(), 413);
         let long = format!(r#"{{"text": "{}"}}"#, "a".repeat(MAX_TEXT_CHARS + 1));
         assert_eq!(parse(&long).unwrap_err().status(), 413);
         let huge = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(parse_predict(&huge).unwrap_err().status(), 413);
         let full = format!(r#"{{"texts": [{}]}}"#, vec!["\"a\""; MAX_BATCH].join(","));
-        assert_eq!(parse(&full).unwrap().texts.len(), MAX_BATCH);
+        assert_eq!(parse(&full).unwrap().items.len(), MAX_BATCH);
     }
 
     #[test]
@@ -230,9 +209,6 @@ mod tests {
         assert!(check_content_type(Some("application/vnd.api+json")).is_ok());
         let err = check_content_type(Some("application/x-www-form-urlencoded")).unwrap_err();
         assert_eq!(err.status(), 415);
-        assert_eq!(
-            check_content_type(Some("text/plain")).unwrap_err().status(),
-            415
-        );
+        assert_eq!(check_content_type(Some("text/plain")).unwrap_err().status(), 415);
     }
 }

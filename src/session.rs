@@ -26,23 +26,12 @@ impl Classifier {
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
             if !inputs.contains(&required) {
-                return Err(format!(
-                    "{} has no input {required:?} (inputs: {inputs:?})",
-                    model.display()
-                ));
+                return Err(format!("{} has no input {required:?} (inputs: {inputs:?})", model.display()));
             }
         }
         let feeds_token_types = inputs.contains(&"token_type_ids");
-        let output = session
-            .outputs()
-            .first()
-            .map(|o| o.name().to_string())
-            .ok_or("model has no outputs")?;
-        Ok(Self {
-            session: Mutex::new(session),
-            feeds_token_types,
-            output,
-        })
+        let output = session.outputs().first().map(|o| o.name().to_string()).ok_or("model has no outputs")?;
+        Ok(Self { session: Mutex::new(session), feeds_token_types, output })
     }
 
     /// Width of the logits row, when the graph declares it (`None` for a symbolic dimension).
@@ -60,22 +49,14 @@ impl Classifier {
         let tensor = |data| view([batch.rows, batch.cols], data);
         let mut feeds: Vec<(Cow<str>, SessionInputValue)> = vec![
             ("input_ids".into(), tensor(&batch.input_ids)?.into()),
-            (
-                "attention_mask".into(),
-                tensor(&batch.attention_mask)?.into(),
-            ),
+            ("attention_mask".into(), tensor(&batch.attention_mask)?.into()),
         ];
         if self.feeds_token_types {
-            feeds.push((
-                "token_type_ids".into(),
-                tensor(&batch.token_type_ids)?.into(),
-            ));
+            feeds.push(("token_type_ids".into(), tensor(&batch.token_type_ids)?.into()));
         }
         // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        let outputs = session
-            .run(feeds)
-            .map_err(|e| format!("inference failed: {e}"))?;
+        let outputs = session.run(feeds).map_err(|e| format!("inference failed: {e}"))?;
         let (out_shape, logits) = outputs[self.output.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("output {:?} is not a float tensor: {e}", self.output))?;
@@ -83,10 +64,7 @@ impl Classifier {
             [rows, width] if rows as usize == batch.rows && width > 0 => {
                 Ok(logits.chunks(width as usize).map(<[f32]>::to_vec).collect())
             }
-            _ => Err(format!(
-                "output shape {:?} is not [{}, labels]",
-                &**out_shape, batch.rows
-            )),
+            _ => Err(format!("output shape {:?} is not [{}, labels]", &**out_shape, batch.rows)),
         }
     }
 }
@@ -121,10 +99,7 @@ fn environment(libraries: &[PathBuf]) -> Result<Environment, String> {
     for path in libraries {
         match ort::init_from(path) {
             Ok(builder) => {
-                let env = builder
-                    .with_name("sentimiento")
-                    .build()
-                    .map_err(|e| e.to_string())?;
+                let env = builder.with_name("sentimiento").build().map_err(|e| e.to_string())?;
                 *slot = Some(env.clone());
                 return Ok(env);
             }

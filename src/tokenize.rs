@@ -27,19 +27,10 @@ impl TextEncoder {
     pub fn load(path: &Path, prefix: &str, max_tokens: usize, pad_id: i64) -> Result<Self, String> {
         let mut tokenizer = Tokenizer::from_file(path)
             .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
-        let truncation = TruncationParams {
-            max_length: max_tokens,
-            ..Default::default()
-        };
-        tokenizer
-            .with_truncation(Some(truncation))
-            .map_err(|e| e.to_string())?;
+        let truncation = TruncationParams { max_length: max_tokens, ..Default::default() };
+        tokenizer.with_truncation(Some(truncation)).map_err(|e| e.to_string())?;
         tokenizer.with_padding(None);
-        Ok(Self {
-            tokenizer,
-            prefix: prefix.to_string(),
-            pad_id,
-        })
+        Ok(Self { tokenizer, prefix: prefix.to_string(), pad_id })
     }
 
     pub fn encode(&self, texts: &[String]) -> Result<Batch, String> {
@@ -47,9 +38,7 @@ impl TextEncoder {
             .iter()
             .map(|text| {
                 let input = format!("{}{text}", self.prefix);
-                self.tokenizer
-                    .encode_fast(input, true)
-                    .map_err(|e| format!("tokenizer failed: {e}"))
+                self.tokenizer.encode_fast(input, true).map_err(|e| format!("tokenizer failed: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let rows = encodings.len();
@@ -64,12 +53,7 @@ impl TextEncoder {
         };
         for (row, encoding) in encodings.iter().enumerate() {
             let start = row * cols;
-            for (i, (&id, &type_id)) in encoding
-                .get_ids()
-                .iter()
-                .zip(encoding.get_type_ids())
-                .enumerate()
-            {
+            for (i, (&id, &type_id)) in encoding.get_ids().iter().zip(encoding.get_type_ids()).enumerate() {
                 batch.input_ids[start + i] = i64::from(id);
                 batch.token_type_ids[start + i] = i64::from(type_id);
                 batch.attention_mask[start + i] = 1;
@@ -91,9 +75,7 @@ mod tests {
 
     #[test]
     fn pads_to_the_longest_text_with_a_zero_mask() {
-        let batch = fixture(16)
-            .encode(&["bueno".into(), "muy muy bueno".into()])
-            .unwrap();
+        let batch = fixture(16).encode(&["bueno".into(), "muy muy bueno".into()]).unwrap();
         assert_eq!((batch.rows, batch.cols), (2, 5));
         // <s> bueno </s> <pad> <pad>
         assert_eq!(&batch.attention_mask[..5], &[1, 1, 1, 0, 0]);

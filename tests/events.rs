@@ -13,10 +13,7 @@ use serde_json::Value;
 
 fn event_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
     files.sort();
     files
@@ -39,9 +36,7 @@ fn events_cover_every_front_door_and_case() {
     let files = event_files();
     for door in ["rest", "http", "url", "alb"] {
         for case in ["predict", "batch", "health", "bad-request"] {
-            let found = files
-                .iter()
-                .any(|f| door_and_case(f) == (door.into(), case.into()));
+            let found = files.iter().any(|f| door_and_case(f) == (door.into(), case.into()));
             assert!(found, "events/{door}-{case}.json is missing");
         }
     }
@@ -68,16 +63,11 @@ async fn handler_answers_every_event() {
     let expected = expected();
     for path in event_files() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let event: LambdaRequest =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let event: LambdaRequest = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let response = sentimiento::handler::handle(cell, event.into()).await;
         let body: Value = serde_json::from_slice(response.body()).unwrap();
         let want = &expected[door_and_case(&path).1];
-        assert_eq!(
-            response.status().as_u16(),
-            want["status"].as_u64().unwrap() as u16,
-            "{name}: {body}"
-        );
+        assert_eq!(response.status().as_u16(), want["status"].as_u64().unwrap() as u16, "{name}: {body}");
         check_body(&name, want, &body);
     }
 }
@@ -86,12 +76,7 @@ async fn handler_answers_every_event() {
 fn check_body(name: &str, want: &Value, body: &Value) {
     if let Some(outputs) = want["outputs"].as_array() {
         let got: Vec<&Value> = match body.get("results") {
-            Some(results) => results
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| &r["output"])
-                .collect(),
+            Some(results) => results.as_array().unwrap().iter().map(|r| &r["output"]).collect(),
             None => vec![&body["output"]],
         };
         assert_eq!(got, outputs.iter().collect::<Vec<_>>(), "{name}: {body}");

@@ -6,12 +6,7 @@ use common::{call, call_with, cell, copy_fixture, edit_json, fixture, predict};
 use serde_json::json;
 
 fn probas_sum(prediction: &serde_json::Value) -> f64 {
-    prediction["probas"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|p| p.as_f64().unwrap())
-        .sum()
+    prediction["probas"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()).sum()
 }
 
 #[tokio::test]
@@ -33,13 +28,7 @@ async fn predicts_positive_and_negative_spanish() {
 async fn batch_answers_in_input_order_and_padding_changes_nothing() {
     let cell = cell(fixture("tiny"));
     let texts = ["malo", "una película buena y genial", "el día"];
-    let reply = call(
-        cell,
-        "POST",
-        "/predict",
-        Some(&json!({ "texts": texts }).to_string()),
-    )
-    .await;
+    let reply = call(cell, "POST", "/predict", Some(&json!({ "texts": texts }).to_string())).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
     let results = reply.json["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
@@ -47,14 +36,9 @@ async fn batch_answers_in_input_order_and_padding_changes_nothing() {
         let single = predict(cell, text).await;
         assert_eq!(result["output"], single["output"], "{text}");
         for label in ["NEG", "NEU", "POS"] {
-            let (a, b) = (
-                result["probas"][label].as_f64().unwrap(),
-                single["probas"][label].as_f64().unwrap(),
-            );
-            assert!(
-                (a - b).abs() < 1e-6,
-                "{text} {label}: batch {a} vs single {b}"
-            );
+            let (a, b) =
+                (result["probas"][label].as_f64().unwrap(), single["probas"][label].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-6, "{text} {label}: batch {a} vs single {b}");
         }
     }
     assert_eq!(results[0]["output"], "NEG");
@@ -76,19 +60,14 @@ async fn feeds_token_type_ids_only_to_graphs_that_declare_them() {
     let plain = cell(fixture("tiny"));
     let typed = cell(fixture("tiny-token-types"));
     for text in ["me encanta", "odio esto"] {
-        assert_eq!(
-            predict(plain, text).await["probas"],
-            predict(typed, text).await["probas"]
-        );
+        assert_eq!(predict(plain, text).await["probas"], predict(typed, text).await["probas"]);
     }
 }
 
 #[tokio::test]
 async fn multi_label_models_return_the_labels_above_one_half() {
     let dir = copy_fixture("tiny");
-    edit_json(&dir.path().join("config.json"), |c| {
-        c["problem_type"] = json!("multi_label_classification")
-    });
+    edit_json(&dir.path().join("config.json"), |c| c["problem_type"] = json!("multi_label_classification"));
     let cell = cell(dir.path());
     let p = predict(cell, "excelente excelente").await;
     assert_eq!(p["output"], json!(["NEU", "POS"]));
@@ -103,11 +82,7 @@ async fn routes_ignore_stage_and_base_path() {
     let body = json!({ "text": "genial" }).to_string();
     for path in ["/predict", "/prod/predict", "/api/v1/predict/"] {
         let reply = call(cell, "POST", path, Some(&body)).await;
-        assert_eq!(
-            (reply.status, &reply.json["output"]),
-            (200, &json!("POS")),
-            "{path}"
-        );
+        assert_eq!((reply.status, &reply.json["output"]), (200, &json!("POS")), "{path}");
     }
 }
 
@@ -129,72 +104,19 @@ async fn health_reports_whether_the_model_is_loaded() {
 async fn client_mistakes_get_4xx_with_a_json_error() {
     let cell = cell(fixture("tiny"));
     let cases: [(&str, &str, Option<&str>, Option<&[u8]>, u16, &str); 9] = [
-        (
-            "POST",
-            "/predict",
-            Some("application/json"),
-            Some(b"{not json"),
-            400,
-            "invalid_json",
-        ),
-        (
-            "POST",
-            "/predict",
-            Some("application/json"),
-            None,
-            400,
-            "invalid_json",
-        ),
-        (
-            "POST",
-            "/predict",
-            Some("application/json"),
-            Some(br#"{"text": 42}"#),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            "/predict",
-            Some("application/json"),
-            Some(br#"{"text": " "}"#),
-            400,
-            "invalid_request",
-        ),
-        (
-            "POST",
-            "/nope",
-            Some("application/json"),
-            Some(b"{}"),
-            404,
-            "not_found",
-        ),
+        ("POST", "/predict", Some("application/json"), Some(b"{not json"), 400, "invalid_json"),
+        ("POST", "/predict", Some("application/json"), None, 400, "invalid_json"),
+        ("POST", "/predict", Some("application/json"), Some(br#"{"text": 42}"#), 400, "invalid_request"),
+        ("POST", "/predict", Some("application/json"), Some(br#"{"text": " "}"#), 400, "invalid_request"),
+        ("POST", "/nope", Some("application/json"), Some(b"{}"), 404, "not_found"),
         ("GET", "/predict", None, None, 405, "method_not_allowed"),
         ("DELETE", "/health", None, None, 405, "method_not_allowed"),
-        (
-            "POST",
-            "/predict",
-            Some("text/plain"),
-            Some(br#"{"text": "hola"}"#),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "POST",
-            "/predict",
-            Some("application/json"),
-            Some(&[0xc3, 0x28]),
-            400,
-            "invalid_json",
-        ),
+        ("POST", "/predict", Some("text/plain"), Some(br#"{"text": "hola"}"#), 415, "unsupported_media_type"),
+        ("POST", "/predict", Some("application/json"), Some(&[0xc3, 0x28]), 400, "invalid_json"),
     ];
     for (method, path, ct, body, status, code) in cases {
         let reply = call_with(cell, method, path, ct, body.map(<[u8]>::to_vec)).await;
-        assert_eq!(
-            reply.status, status,
-            "{method} {path} {:?}: {}",
-            body, reply.json
-        );
+        assert_eq!(reply.status, status, "{method} {path} {:?}: {}", body, reply.json);
         assert_eq!(reply.json["error"]["code"], code);
         assert!(!reply.json["error"]["message"].as_str().unwrap().is_empty());
     }
@@ -211,18 +133,9 @@ async fn method_not_allowed_names_the_allowed_method() {
 async fn oversized_batches_are_413() {
     let cell = cell(fixture("tiny"));
     let texts = vec!["hola"; 65];
-    let reply = call(
-        cell,
-        "POST",
-        "/predict",
-        Some(&json!({ "texts": texts }).to_string()),
-    )
-    .await;
+    let reply = call(cell, "POST", "/predict", Some(&json!({ "texts": texts }).to_string())).await;
     assert_eq!(reply.status, 413);
-    assert!(reply.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("64"));
+    assert!(reply.json["error"]["message"].as_str().unwrap().contains("64"));
 }
 
 #[tokio::test]
@@ -234,10 +147,7 @@ async fn missing_model_is_503_and_recovers_once_the_files_appear() {
     let reply = call(cell, "POST", "/predict", Some(&body)).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.json["error"]["code"], "model_unavailable");
-    assert!(reply.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("does not exist"));
+    assert!(reply.json["error"]["message"].as_str().unwrap().contains("does not exist"));
 
     // The failure was not cached: fixing the directory is enough.
     std::fs::rename(copy_fixture("tiny").keep(), &dir).unwrap();
@@ -248,41 +158,19 @@ async fn missing_model_is_503_and_recovers_once_the_files_appear() {
 #[tokio::test]
 async fn broken_model_files_are_503_naming_the_file() {
     let cases: [(&str, fn(&std::path::Path), &str); 4] = [
-        (
-            "model.onnx",
-            |d| std::fs::write(d.join("model.onnx"), b"garbage").unwrap(),
-            "model.onnx",
-        ),
-        (
-            "tokenizer.json",
-            |d| std::fs::write(d.join("tokenizer.json"), b"{}").unwrap(),
-            "tokenizer",
-        ),
-        (
-            "config.json",
-            |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({})),
-            "id2label",
-        ),
+        ("model.onnx", |d| std::fs::write(d.join("model.onnx"), b"garbage").unwrap(), "model.onnx"),
+        ("tokenizer.json", |d| std::fs::write(d.join("tokenizer.json"), b"{}").unwrap(), "tokenizer"),
+        ("config.json", |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({})), "id2label"),
         (
             "label width",
-            |d| {
-                edit_json(&d.join("config.json"), |c| {
-                    c["id2label"] = json!({"0": "NEG", "1": "POS"})
-                })
-            },
+            |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({"0": "NEG", "1": "POS"})),
             "3 logits per text but config.json names 2 labels",
         ),
     ];
     for (what, break_it, expected) in cases {
         let dir = copy_fixture("tiny");
         break_it(dir.path());
-        let reply = call(
-            cell(dir.path()),
-            "POST",
-            "/predict",
-            Some(r#"{"text": "hola"}"#),
-        )
-        .await;
+        let reply = call(cell(dir.path()), "POST", "/predict", Some(r#"{"text": "hola"}"#)).await;
         assert_eq!(reply.status, 503, "{what}: {}", reply.json);
         let message = reply.json["error"]["message"].as_str().unwrap();
         assert!(message.contains(expected), "{what}: {message}");
@@ -292,14 +180,10 @@ async fn broken_model_files_are_503_naming_the_file() {
 #[tokio::test]
 async fn texts_are_preprocessed_as_pysentimiento_does_before_the_model_reads_them() {
     let cell_es = cell(fixture("tiny"));
-    let body =
-        json!({ "text": "@juan #OdioLosLunes!!!! https://t.co/x", "include_sentence": true });
+    let body = json!({ "text": "@juan #OdioLosLunes!!!! https://t.co/x", "include_sentence": true });
     let reply = call(cell_es, "POST", "/predict", Some(&body.to_string())).await;
     assert_eq!(reply.status, 200, "{}", reply.json);
-    assert_eq!(
-        reply.json["sentence"],
-        "@usuario hashtag odio los lunes!!! url"
-    );
+    assert_eq!(reply.json["sentence"], "@usuario hashtag odio los lunes!!! url");
 
     // "odio" is only visible to the model once the hashtag is split.
     let hashtag = json!({ "text": "#OdioElLunes", "include_sentence": true }).to_string();
@@ -310,14 +194,9 @@ async fn texts_are_preprocessed_as_pysentimiento_does_before_the_model_reads_the
     );
 
     let dir = copy_fixture("tiny");
-    edit_json(&dir.path().join("pipeline.json"), |p| {
-        p["lang"] = json!(null)
-    });
+    edit_json(&dir.path().join("pipeline.json"), |p| p["lang"] = json!(null));
     let raw = call(cell(dir.path()), "POST", "/predict", Some(&hashtag)).await;
-    assert_eq!(
-        (&raw.json["sentence"], &raw.json["output"]),
-        (&json!("#OdioElLunes"), &json!("NEU"))
-    );
+    assert_eq!((&raw.json["sentence"], &raw.json["output"]), (&json!("#OdioElLunes"), &json!("NEU")));
 }
 
 #[tokio::test]
@@ -329,19 +208,47 @@ async fn sentence_is_left_out_unless_asked_for() {
 #[tokio::test]
 async fn unsupported_preprocessing_language_is_503_naming_it() {
     let dir = copy_fixture("tiny");
-    edit_json(&dir.path().join("pipeline.json"), |p| {
-        p["lang"] = json!("fr")
-    });
-    let reply = call(
-        cell(dir.path()),
-        "POST",
-        "/predict",
-        Some(r#"{"text": "hola"}"#),
-    )
-    .await;
+    edit_json(&dir.path().join("pipeline.json"), |p| p["lang"] = json!("fr"));
+    let reply = call(cell(dir.path()), "POST", "/predict", Some(r#"{"text": "hola"}"#)).await;
     assert_eq!(reply.status, 503);
-    assert!(reply.json["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("\"fr\""));
+    assert!(reply.json["error"]["message"].as_str().unwrap().contains("\"fr\""));
+}
+
+#[tokio::test]
+async fn a_bad_item_in_a_batch_is_answered_in_its_place_and_the_others_are_classified() {
+    let body = json!({ "texts": ["excelente", "   ", "x".repeat(10_001), "horrible"] }).to_string();
+    let reply = call(cell(fixture("tiny")), "POST", "/predict", Some(&body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let results = reply.json["results"].as_array().unwrap();
+    assert_eq!(results[0]["output"], "POS");
+    assert_eq!(results[1]["error"]["code"], "invalid_request");
+    assert_eq!(results[1]["error"]["message"], "texts[1] is empty");
+    assert_eq!(results[2]["error"]["code"], "payload_too_large");
+    assert_eq!(results[3]["output"], "NEG");
+}
+
+#[tokio::test]
+async fn base64_bodies_and_hostile_json_get_clear_answers() {
+    let cell = cell(fixture("tiny"));
+    // API Gateway hands binary bodies over as bytes; invalid UTF-8 inside is a 400, not a panic.
+    let cases: [(&[u8], u16, &str); 5] = [
+        (b"{\"text\": \"\\ud800\"}", 400, "invalid_json"),
+        (b"{\"text\": \"a\", \"text\": \"b\"}", 400, "invalid_request"),
+        (b"{\"texts\": [1e999]}", 400, "invalid_json"), // serde_json: number out of range
+        (&[b'['; 10_000], 400, "invalid_json"),
+        (b"{\"text\": \"\\u0000\"}", 200, ""),
+    ];
+    for (body, status, code) in cases {
+        let reply = call_with(cell, "POST", "/predict", Some("application/json"), Some(body.to_vec())).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "{:?}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(40)]),
+            reply.json
+        );
+        if !code.is_empty() {
+            assert_eq!(reply.json["error"]["code"], code);
+        }
+    }
 }

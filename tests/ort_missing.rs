@@ -14,9 +14,6 @@ async fn missing_library_is_503_with_the_fix() {
     let reply = common::call(cell, "POST", "/predict", Some(r#"{"text": "hola"}"#)).await;
     assert_eq!(reply.status, 503);
     let message = reply.json["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("/nonexistent/libonnxruntime.so"),
-        "{message}"
-    );
+    assert!(message.contains("/nonexistent/libonnxruntime.so"), "{message}");
     assert!(message.contains("make ort"), "{message}");
 }

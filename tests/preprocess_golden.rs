@@ -6,8 +6,7 @@ use serde_json::Value;
 
 #[test]
 fn matches_pysentimiento_byte_for_byte() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/preprocess.jsonl");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/preprocess.jsonl");
     let golden = std::fs::read_to_string(path).unwrap();
     let preprocessor = Preprocessor::new();
     let (mut checked, mut failures) = (0, Vec::new());
@@ -32,11 +31,7 @@ fn matches_pysentimiento_byte_for_byte() {
         failures.is_empty(),
         "{} of {checked} differ:\n{}",
         failures.len(),
-        shown
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
     );
     assert!(checked >= 4000, "only {checked} golden cases");
 }

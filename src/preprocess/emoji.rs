@@ -36,23 +36,15 @@ impl EmojiTable {
         // The first line is a header; emoji rows may start with "#" (keycaps).
         for line in DATA.lines().skip(1) {
             let fields: Vec<&'static str> = line.split('\t').collect();
-            let [emoji, component, en, es, it, pt] = fields[..] else {
-                panic!("bad emoji row {line:?}")
-            };
+            let [emoji, component, en, es, it, pt] = fields[..] else { panic!("bad emoji row {line:?}") };
             for (i, _) in emoji.char_indices().skip(1) {
                 prefixes.entry(&emoji[..i]).or_insert(None);
             }
-            let entry = Entry {
-                component: component == "1",
-                names: [en, es, it, pt],
-            };
+            let entry = Entry { component: component == "1", names: [en, es, it, pt] };
             prefixes.insert(emoji, Some(entry));
         }
         let first_chars = prefixes.keys().filter_map(|k| k.chars().next()).collect();
-        Self {
-            prefixes,
-            first_chars,
-        }
+        Self { prefixes, first_chars }
     }
 
     fn in_tree(&self, key: &str) -> bool {
@@ -82,10 +74,7 @@ impl EmojiTable {
         let untouched =
             |c: char| !self.first_chars.contains(&c) && !matches!(c, ZWJ | '\u{FE0E}' | '\u{FE0F}');
         // Most texts hold no emoji: skip the tokenizer (ASCII letters are never in the tree).
-        if text
-            .chars()
-            .all(|c| c.is_ascii_alphabetic() || c == ' ' || untouched(c))
-        {
+        if text.chars().all(|c| c.is_ascii_alphabetic() || c == ' ' || untouched(c)) {
             return text.to_string();
         }
         let chars: Vec<char> = text.chars().collect();
@@ -98,21 +87,13 @@ impl EmojiTable {
             if ignore.contains(&i) {
                 i += 1;
                 if c == ZWJ {
-                    tokens.push(Token {
-                        start: i - 1,
-                        end: i,
-                        matched: false,
-                    });
+                    tokens.push(Token { start: i - 1, end: i, matched: false });
                 }
                 continue;
             }
             if self.first_chars.contains(&c) {
                 if let Some(j) = self.walk(&chars, i, &ignore) {
-                    tokens.push(Token {
-                        start: i,
-                        end: j,
-                        matched: true,
-                    });
+                    tokens.push(Token { start: i, end: j, matched: true });
                     i = j;
                     continue;
                 }
@@ -120,15 +101,10 @@ impl EmojiTable {
                 // A ZWJ joining emoji into a sequence that is not RGI: go back and read the parts.
                 ignore.push(i);
                 let last = *tokens.last().expect("checked by follows_emoji");
-                let last_is_component = self
-                    .entry(&key(last.start, last.end))
-                    .is_some_and(|e| e.component);
+                let last_is_component = self.entry(&key(last.start, last.end)).is_some_and(|e| e.component);
                 if last_is_component {
                     let from = tokens.len().saturating_sub(2);
-                    i -= tokens[from..]
-                        .iter()
-                        .map(|t| t.end - t.start)
-                        .sum::<usize>();
+                    i -= tokens[from..].iter().map(|t| t.end - t.start).sum::<usize>();
                     if chars[i] == ZWJ {
                         i += 1;
                         tokens.pop();
@@ -143,11 +119,7 @@ impl EmojiTable {
             }
             // Unmatched variation selectors are dropped, as the package does.
             if c != '\u{FE0E}' && c != '\u{FE0F}' {
-                tokens.push(Token {
-                    start: i,
-                    end: i + 1,
-                    matched: false,
-                });
+                tokens.push(Token { start: i, end: i + 1, matched: false });
             }
             i += 1;
         }
@@ -167,9 +139,7 @@ impl EmojiTable {
         for t in tokens {
             let text = &chars[t.start..t.end];
             let name = match t.matched {
-                true => self
-                    .entry(&text.iter().collect::<String>())
-                    .map(|e| e.names[lang as usize]),
+                true => self.entry(&text.iter().collect::<String>()).map(|e| e.names[lang as usize]),
                 false => None,
             };
             // Untranslated emoji stay as they are, like unmatched chars.

@@ -32,9 +32,7 @@ impl FromStr for Lang {
             "en" => Ok(Self::En),
             "it" => Ok(Self::It),
             "pt" => Ok(Self::Pt),
-            _ => Err(format!(
-                "unsupported preprocessing language {s:?} (es, en, it, pt)"
-            )),
+            _ => Err(format!("unsupported preprocessing language {s:?} (es, en, it, pt)")),
         }
     }
 }
@@ -111,16 +109,10 @@ impl Default for Preprocessor {
 impl Preprocessor {
     pub fn new() -> Self {
         let word = WordClass::load();
-        let url_rest =
-            Regex::new(&rules::url_rest_pattern(&word.regex_class())).expect("URL pattern");
+        let url_rest = Regex::new(&rules::url_rest_pattern(&word.regex_class())).expect("URL pattern");
         let laughter = [Lang::En, Lang::Es, Lang::It, Lang::Pt]
             .map(|lang| Regex::new(rules::laughter(lang).0).expect("laughter pattern"));
-        Self {
-            word,
-            emoji: EmojiTable::load(),
-            url_rest,
-            laughter,
-        }
+        Self { word, emoji: EmojiTable::load(), url_rest, laughter }
     }
 
     pub fn preprocess(&self, text: &str, lang: Lang, options: &Options) -> String {
@@ -139,12 +131,7 @@ impl Preprocessor {
         if options.preprocess_handles {
             text = rules::handles(&text, &pick(&options.user_token, user));
         }
-        text = rules::urls(
-            &text,
-            &pick(&options.url_token, url),
-            &self.word,
-            &self.url_rest,
-        );
+        text = rules::urls(&text, &pick(&options.url_token, url), &self.word, &self.url_rest);
         if let Some(n) = options.shorten.filter(|&n| n > 0) {
             text = rules::shorten(&text, n);
         }
@@ -154,9 +141,7 @@ impl Preprocessor {
         }
         if options.normalize_laughter {
             let replacement = rules::laughter(lang).1;
-            text = self.laughter[lang as usize]
-                .replace_all(&text, regex::NoExpand(replacement))
-                .into_owned();
+            text = self.laughter[lang as usize].replace_all(&text, regex::NoExpand(replacement)).into_owned();
         }
         text.trim_matches(unicode::is_space).to_string()
     }

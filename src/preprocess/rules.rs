@@ -18,9 +18,7 @@ pub fn hashtags(text: &str, token: &str, word: &WordClass) -> String {
         // \B before '#' (a non-word char): the previous char is not a word char, or there is none.
         let at_non_boundary = i == 0 || !word.is_word(chars[i - 1]);
         if chars[i] == '#' && at_non_boundary {
-            let run_end = (i + 1..chars.len())
-                .find(|&j| !word.is_word(chars[j]))
-                .unwrap_or(chars.len());
+            let run_end = (i + 1..chars.len()).find(|&j| !word.is_word(chars[j])).unwrap_or(chars.len());
             let run: String = chars[i + 1..run_end].iter().collect();
             if run.chars().any(|c| c.is_ascii_alphabetic()) {
                 out.push_str(token);
@@ -56,9 +54,9 @@ pub fn replace_chars(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '~' | '£' | '¥' | '©' | '°' | '´' | '¶' | '·' | 'º' | '×' | 'ا' | '–' | '—' | '‘'
-            | '’' | '•' | '…' | '™' | '●' | '☠' | '☹' | '☺' | '♀' | '♂' | '⚰' | '⛱' | '⛹' | '✈'
-            | '✓' | '❤' | 'ー' | '🕯' | '🛰' => {}
+            '~' | '£' | '¥' | '©' | '°' | '´' | '¶' | '·' | 'º' | '×' | 'ا' | '–' | '—' | '‘' | '’' | '•'
+            | '…' | '™' | '●' | '☠' | '☹' | '☺' | '♀' | '♂' | '⚰' | '⛱' | '⛹' | '✈' | '✓' | '❤' | 'ー'
+            | '🕯' | '🛰' => {}
             '¨' | '«' | '»' | '“' | '”' => out.push('"'),
             '‼' => out.push('!'),
             '€' => out.push('$'),
@@ -78,19 +76,14 @@ pub fn handles(text: &str, token: &str) -> String {
         out.push_str(&rest[..at]);
         out.push_str(token);
         let after = &rest[at + 1..];
-        let n = after
-            .bytes()
-            .take(15)
-            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
-            .count();
+        let n = after.bytes().take(15).take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
         rest = &after[n..];
     }
     out.push_str(rest);
     out
 }
 
-const TLDS: &str =
-    "com|co|org|edu|gov|uk|net|ca|de|jp|fr|au|us|ru|ch|it|nl|se|no|es|mil|iq|io|ac|ly|sm";
+const TLDS: &str = "com|co|org|edu|gov|uk|net|ca|de|jp|fr|au|us|ru|ch|it|nl|se|no|es|mil|iq|io|ac|ly|sm";
 
 /// The part of `url_regex` after its lookbehind and first alternation, anchored:
 /// `(?:\w{1,}\.{1}){1,5}(?:TLDS){1}(?:\/[a-zA-Z0-9]{1,})*`, with Python's `\w`.
@@ -107,13 +100,8 @@ pub fn urls(text: &str, token: &str, word: &WordClass, rest: &Regex) -> String {
     let mut prev: Option<char> = None;
     let mut iter = text.char_indices().peekable();
     while let Some((p, c)) = iter.next() {
-        let allowed =
-            p >= copied && prev.is_some_and(|b| !b.is_ascii_alphanumeric()) && word.is_word(c);
-        let end = if allowed {
-            url_match_end(text, p, prev, word, rest)
-        } else {
-            None
-        };
+        let allowed = p >= copied && prev.is_some_and(|b| !b.is_ascii_alphanumeric()) && word.is_word(c);
+        let end = if allowed { url_match_end(text, p, prev, word, rest) } else { None };
         if let Some(end) = end {
             out.push_str(&text[copied..p]);
             out.push_str(token);
@@ -128,18 +116,9 @@ pub fn urls(text: &str, token: &str, word: &WordClass, rest: &Regex) -> String {
     out
 }
 
-fn url_match_end(
-    text: &str,
-    p: usize,
-    prev: Option<char>,
-    word: &WordClass,
-    rest: &Regex,
-) -> Option<usize> {
+fn url_match_end(text: &str, p: usize, prev: Option<char>, word: &WordClass, rest: &Regex) -> Option<usize> {
     let at = &text[p..];
-    let scheme = ["https://", "http://"]
-        .into_iter()
-        .find(|s| at.starts_with(s))
-        .map(str::len);
+    let scheme = ["https://", "http://"].into_iter().find(|s| at.starts_with(s)).map(str::len);
     let alnum_dot = {
         let n = at.bytes().take_while(u8::is_ascii_alphanumeric).count();
         (n > 0 && at.as_bytes().get(n) == Some(&b'.')).then_some(n + 1)
@@ -236,10 +215,7 @@ mod tests {
 
     #[test]
     fn emoji_names_and_user_pipes() {
-        assert_eq!(
-            wrap_emoji_names("a |cara_feliz| b", "emoji"),
-            "a  emoji cara feliz emoji  b"
-        );
+        assert_eq!(wrap_emoji_names("a |cara_feliz| b", "emoji"), "a  emoji cara feliz emoji  b");
         // The second bar of "||" opens "| x |"; checked against Python.
         assert_eq!(wrap_emoji_names("|| x |y|", ""), "|  x  y|");
     }

@@ -53,9 +53,7 @@ mod tests {
     #[test]
     fn word_class_follows_python_not_rust() {
         let w = WordClass::load();
-        assert!(
-            w.is_word('a') && w.is_word('_') && w.is_word('9') && w.is_word('ñ') && w.is_word('東')
-        );
+        assert!(w.is_word('a') && w.is_word('_') && w.is_word('9') && w.is_word('ñ') && w.is_word('東'));
         assert!(!w.is_word('#') && !w.is_word('-') && !w.is_word(' '));
         // Combining marks are \w for Rust's regex, not for Python's re.
         assert!(!w.is_word('\u{301}') && !w.is_word('\u{94D}'));

@@ -11,9 +11,7 @@ use sentimiento::model::ModelCell;
 use serde_json::Value;
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 /// Leaked on purpose: the handler takes the cell as `&'static`, as the binary's static does.
@@ -28,14 +26,7 @@ pub struct Reply {
 }
 
 pub async fn call(cell: &'static ModelCell, method: &str, path: &str, body: Option<&str>) -> Reply {
-    call_with(
-        cell,
-        method,
-        path,
-        Some("application/json"),
-        body.map(|b| b.as_bytes().to_vec()),
-    )
-    .await
+    call_with(cell, method, path, Some("application/json"), body.map(|b| b.as_bytes().to_vec())).await
 }
 
 pub async fn call_with(
@@ -52,11 +43,7 @@ pub async fn call_with(
     let req = req.body(body.map_or(Body::Empty, Body::Binary)).unwrap();
     let response = handle(cell, req).await;
     let json = serde_json::from_slice(response.body()).expect("every response is JSON");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        json,
-    }
+    Reply { status: response.status().as_u16(), headers: response.headers().clone(), json }
 }
 
 pub async fn predict(cell: &'static ModelCell, text: &str) -> Value {

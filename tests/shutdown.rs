@@ -1,0 +1,80 @@
+//! The binary as deployed: SIGTERM stops it gracefully, finishing a request that is in flight;
+//! and users' texts never reach its logs.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny").to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn serve(port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_sentimiento"))
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("MODEL_DIR", fixture())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    let port = free_port();
+    let mut server = serve(port);
+    let body = r#"{"text": "me encanta este día"}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // Headers and half the body: the request is in flight when SIGTERM arrives.
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&server);
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"output\":\"POS\""), "{response}");
+    let status = server.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    // New connections are refused once it has stopped.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn texts_are_never_logged() {
+    let secret = "mi secreto muy privado excelente";
+    let output = Command::new(env!("CARGO_BIN_EXE_sentimiento"))
+        .args(["predict", secret])
+        .env("MODEL_DIR", fixture())
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("\"event\":\"request\""), "the request is logged: {logs}");
+    assert!(!logs.contains("secreto"), "the text leaked into the logs: {logs}");
+    assert!(!logs.contains("AWS_") && !logs.contains("PATH="), "no environment in logs: {logs}");
+}
