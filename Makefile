@@ -172,8 +172,22 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
 
-bench: $(ORT_LIB) $(BIN) model bench-preprocess
-	$(RUN_ENV) $(PY) bench/rss.py $(BIN) 100
+# The Python service of the comparison, and a model with RoBERTuito's shape (random weights).
+BENCH_VENV := $(CACHE)/bench-venv
+ROBERTA    := bench/build/roberta/model.onnx
+
+$(BENCH_VENV)/.done: bench/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet --no-deps pysentimiento==0.7.3
+	touch $@
+
+$(ROBERTA): bench/make_roberta.py model/graph.py | $(MODEL_OUT) $(MODEL_VENV)/.done
+	$(MODEL_PY) bench/make_roberta.py model bench/build/roberta
+
+bench: $(ORT_LIB) $(BIN) model $(ROBERTA) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess
+	$(MODEL_PY) bench/run.py --rust $(BIN) --lambda-bin $(LAMBDA_BIN) --python-venv $(BENCH_VENV) \
+	  --evomsa $(EVOMSA) --models default=model roberta=bench/build/roberta
 	if [ -w /sys/fs/cgroup/memory ]; then $(RUN_ENV) $(PY) bench/rss.py $(BIN) 100 --limit-mb=256; fi
 
 # Fuzz the request parser and the preprocessing (cargo-fuzz; the stable toolchain accepts the
