@@ -1,0 +1,80 @@
+"""The Python service the benchmark compares against: FastAPI + uvicorn configured as the seed
+project was (one worker, asyncio loop, OMP_NUM_THREADS=1, lazy-loaded singleton, gc.collect()
+after loading), but running the same ONNX file with onnxruntime and the `tokenizers` package
+instead of PyTorch: the best a Python user could do. Same preprocessing (pysentimiento's own
+preprocess_tweet), same API.
+
+    MODEL_DIR=model OMP_NUM_THREADS=1 uvicorn python_service:app --app-dir bench --workers 1 --loop asyncio
+"""
+import gc
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import onnxruntime as ort
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+from tokenizers import Tokenizer
+
+app = FastAPI()
+_model = None
+
+
+def _preprocess_tweet():
+    root = importlib.util.find_spec("pysentimiento").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("preprocessing", pathlib.Path(root) / "preprocessing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.preprocess_tweet
+
+
+class Model:
+    def __init__(self, directory):
+        d = pathlib.Path(directory)
+        config = json.loads((d / "config.json").read_text())
+        self.pipeline = json.loads((d / "pipeline.json").read_text())
+        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.tokenizer = Tokenizer.from_file(str(d / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.pipeline["max_tokens"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(d / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.preprocess = _preprocess_tweet()
+
+    def predict(self, text):
+        ids = np.array([self.tokenizer.encode(self.pipeline["prefix"] + self.preprocess(text, lang="es")).ids])
+        logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        e = np.exp(logits - logits.max())
+        p = e / e.sum()
+        return {"output": self.labels[int(p.argmax())], "probas": dict(zip(self.labels, p.tolist()))}
+
+
+def model():
+    global _model
+    if _model is None:
+        _model = Model(os.environ.get("MODEL_DIR", "model"))
+        gc.collect()
+    return _model
+
+
+class Request(BaseModel):
+    text: str | None = None
+    texts: list[str] | None = None
+
+
+@app.post("/predict")
+def predict(request: Request):
+    m = model()
+    if request.text is not None:
+        return m.predict(request.text)
+    if request.texts:
+        return {"results": [m.predict(t) for t in request.texts]}
+    raise HTTPException(400, "send text or texts")
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok", "loaded": _model is not None}
