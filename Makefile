@@ -27,7 +27,8 @@ RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
-	@echo "other targets: ort model fixtures build watch invoke lambda sam-build deploy bench clean"
+	@echo "other targets: ort model fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
+	@echo "               bench bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
