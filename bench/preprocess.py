@@ -7,7 +7,6 @@ loop, in process. Run with the golden venv's Python (make bench-preprocess):
 
     python bench/preprocess.py target/release/sentimiento tests/golden/preprocess.jsonl
 """
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -15,16 +14,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from pysentimiento_preprocessing import load  # noqa: E402
+
 REPEAT = 30
 LANG = "es"
-
-
-def load_python_preprocess():
-    root = importlib.util.find_spec("pysentimiento").submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location("preprocessing", pathlib.Path(root) / "preprocessing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.preprocess_tweet
 
 
 def best_of(n, run):
@@ -48,7 +42,7 @@ def main():
             subprocess.run([binary, "preprocess", "--lang", LANG], stdin=stdin, stdout=subprocess.DEVNULL, check=True)
             return time.perf_counter() - started
 
-    preprocess_tweet = load_python_preprocess()
+    preprocess_tweet = load()
 
     def python():
         started = time.perf_counter()

@@ -7,7 +7,6 @@ preprocess_tweet), same API.
     MODEL_DIR=model OMP_NUM_THREADS=1 uvicorn python_service:app --app-dir bench --workers 1 --loop asyncio
 """
 import gc
-import importlib.util
 import json
 import os
 import pathlib
@@ -18,16 +17,10 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 from tokenizers import Tokenizer
 
+from pysentimiento_preprocessing import load as load_preprocess_tweet
+
 app = FastAPI()
 _model = None
-
-
-def _preprocess_tweet():
-    root = importlib.util.find_spec("pysentimiento").submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location("preprocessing", pathlib.Path(root) / "preprocessing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.preprocess_tweet
 
 
 class Model:
@@ -42,7 +35,7 @@ class Model:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(d / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.preprocess = _preprocess_tweet()
+        self.preprocess = load_preprocess_tweet()
 
     def predict(self, text):
         ids = np.array([self.tokenizer.encode(self.pipeline["prefix"] + self.preprocess(text, lang="es")).ids])

@@ -102,23 +102,23 @@ def measure_service(name, command, env, texts):
 def raw_session_run(python, model_dir, texts):
     """The floor: onnxruntime's session.run alone (one thread) on the same token ids."""
     code = r'''
-import json, sys, time, numpy as np, onnxruntime as ort, importlib.util, pathlib
+import json, sys, time, numpy as np, onnxruntime as ort, pathlib
 from tokenizers import Tokenizer
-d = pathlib.Path(sys.argv[1]); texts = json.loads(sys.stdin.read())
-spec = importlib.util.spec_from_file_location("p", pathlib.Path(importlib.util.find_spec("pysentimiento").submodule_search_locations[0]) / "preprocessing.py")
-m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+sys.path.insert(0, sys.argv[2])
+from pysentimiento_preprocessing import load
+d = pathlib.Path(sys.argv[1]); texts = json.loads(sys.stdin.read()); preprocess_tweet = load()
 pipe = json.loads((d / "pipeline.json").read_text())
 tok = Tokenizer.from_file(str(d / "tokenizer.json")); tok.enable_truncation(pipe["max_tokens"])
 o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
 s = ort.InferenceSession(str(d / "model.onnx"), o, providers=["CPUExecutionProvider"])
-ids = [np.array([tok.encode(pipe["prefix"] + m.preprocess_tweet(t, lang="es")).ids]) for t in texts]
+ids = [np.array([tok.encode(pipe["prefix"] + preprocess_tweet(t, lang="es")).ids]) for t in texts]
 for x in ids[:5]: s.run(["logits"], {"input_ids": x, "attention_mask": np.ones_like(x)})
 times = []
 for x in ids * 2:
     t = time.perf_counter(); s.run(["logits"], {"input_ids": x, "attention_mask": np.ones_like(x)}); times.append((time.perf_counter() - t) * 1e3)
 print(json.dumps({"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99)), "n": len(times)}))
 '''
-    out = subprocess.run([python, "-c", code, str(model_dir)], input=json.dumps(texts), capture_output=True,
+    out = subprocess.run([python, "-c", code, str(model_dir), str(ROOT / "bench")], input=json.dumps(texts), capture_output=True,
                          text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     return json.loads(out.stdout)
 
