@@ -20,7 +20,7 @@ const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | preprocess [-
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
-environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_EAGER,
+environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
   SENTIMIENTO_MAX_IN_FLIGHT, RUST_LOG";
 
 fn main() -> ExitCode {

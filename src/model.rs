@@ -23,7 +23,7 @@ impl Model {
     pub fn load(settings: &Settings) -> Result<Self, String> {
         let spec = ModelSpec::read(&settings.model_dir)?;
         let encoder = TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens, spec.pad_id)?;
-        let classifier = Classifier::load(&spec.model_path(), &settings.ort_library, settings.intra_threads)?;
+        let classifier = Classifier::load(&spec.model_path(), settings)?;
         match classifier.declared_width() {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
             _ => Ok(Self { spec, preprocessor: Preprocessor::new(), encoder, classifier }),

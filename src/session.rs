@@ -9,6 +9,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
+use crate::config::Settings;
 use crate::tokenize::Batch;
 
 pub struct Classifier {
@@ -19,9 +20,9 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    pub fn load(model: &Path, libraries: &[PathBuf], threads: usize) -> Result<Self, String> {
-        let env = environment(libraries)?;
-        let session = build_session(&env, model, threads)
+    pub fn load(model: &Path, settings: &Settings) -> Result<Self, String> {
+        let env = environment(&settings.ort_library)?;
+        let session = build_session(&env, model, settings)
             .map_err(|e| format!("cannot load ONNX model {}: {e}", model.display()))?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
@@ -74,16 +75,16 @@ fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
     TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())
 }
 
-fn build_session(env: &Environment, model: &Path, threads: usize) -> ort::Result<Session> {
+fn build_session(env: &Environment, model: &Path, settings: &Settings) -> ort::Result<Session> {
     // No CPU memory arena: measured on the default model (bench/rss.py, 100 requests), the arena
-    // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency. Pre-packing stays on:
-    // turning it off saved 3 MiB more but made inference ~50 % slower.
+    // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency.
     let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
     Ok(Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(threads)?
+        .with_intra_threads(settings.intra_threads)?
         .with_inter_threads(1)?
         .with_execution_providers([cpu])?
+        .with_prepacking(settings.prepack)?
         .commit_from_file(model)?)
 }
 
