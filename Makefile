@@ -188,7 +188,7 @@ $(ROBERTA): bench/make_roberta.py model/graph.py | $(MODEL_OUT) $(MODEL_VENV)/.d
 
 bench: $(ORT_LIB) $(BIN) model $(ROBERTA) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess
 	$(MODEL_PY) bench/run.py --rust $(BIN) --lambda-bin $(LAMBDA_BIN) --python-venv $(BENCH_VENV) \
-	  --evomsa $(EVOMSA) --models default=model roberta=bench/build/roberta
+	  --evomsa $(EVOMSA) --tools-bin $(abspath $(VENV))/bin --models default=model roberta=bench/build/roberta
 	if [ -w /sys/fs/cgroup/memory ]; then $(RUN_ENV) $(PY) bench/rss.py $(BIN) 100 --limit-mb=256; fi
 
 # Fuzz the request parser and the preprocessing (cargo-fuzz; the stable toolchain accepts the

@@ -99,6 +99,31 @@ def measure_service(name, command, env, texts):
                        "growth": last["VmRSS"] - first["VmRSS"]}}
 
 
+def measure_watch(tools_bin, env, texts):
+    """The Lambda front door through `cargo lambda watch --release` (its HTTP function-URL emulation).
+    Its start-up includes a cargo build, so no cold start is reported for it."""
+    port = free_port()
+    path = "/lambda-url/sentimiento/predict"
+    env = dict(env, PATH=f"{tools_bin}:{os.environ['PATH']}")
+    proc = subprocess.Popen(["cargo", "lambda", "watch", "--release", "--invoke-port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            try:
+                if post(port, {"text": "hola"}, path)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        warm = warm_latency(port, texts, path)
+        batch = {str(n): throughput(port, texts, n, path) for n in (1, 8, 32, 64)}
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait()
+    print(f"   cargo lambda watch: warm p50 {warm['p50_ms']:.1f} ms", flush=True)
+    return {"warm": warm, "texts_per_s": batch}
+
+
 def raw_session_run(python, model_dir, texts):
     """The floor: onnxruntime's session.run alone (one thread) on the same token ids."""
     code = r'''
@@ -140,6 +165,7 @@ def main():
     p.add_argument("--python-venv", required=True)
     p.add_argument("--evomsa", required=True)
     p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--tools-bin", required=True, help="the venv bin with cargo-lambda")
     args = p.parse_args()
     texts = tweets(args.evomsa)
     python = str(pathlib.Path(args.python_venv) / "bin/python")
@@ -157,6 +183,7 @@ def main():
         r["python"] = measure_service("python fastapi", [uvicorn, "python_service:app", "--app-dir", str(ROOT / "bench"),
                                                           "--port", "{port}", "--workers", "1", "--loop", "asyncio",
                                                           "--log-level", "warning"], env, texts)
+        r["lambda_watch"] = measure_watch(args.tools_bin, env, texts)
         r["package"] = package_size(pathlib.Path(args.lambda_bin), model_dir)
         results["models"][name] = r
     (ROOT / "bench/results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -177,7 +204,9 @@ def report(results):
         "twice for warm latency. Rust: `sentimiento serve` (1 ONNX Runtime thread). Python: FastAPI + uvicorn",
         "as the seed configured it (1 worker, asyncio loop, OMP_NUM_THREADS=1, lazy singleton, gc.collect),",
         "running the same ONNX file with onnxruntime 1.31.1 and `tokenizers` — the best a Python user could do.",
-        "Raw: Python onnxruntime `session.run` alone on the same token ids, 1 thread — the floor.", "",
+        "Raw: Python onnxruntime `session.run` alone on the same token ids, 1 thread — the floor.",
+        "Lambda: the same binary behind `cargo lambda watch --release` (the Lambda runtime API emulator,",
+        "function-URL events over HTTP): what the Lambda front door adds on top of `serve`.", "",
         "Cold start: process exec to the first successful `/predict` (lazy model load included). Peak RSS:",
         "VmHWM of the service process. Package: bootstrap + libonnxruntime.so + model, deflate-zipped.", "",
     ]
@@ -195,6 +224,11 @@ def report(results):
         for n in ("1", "8", "32", "64"):
             lines.append(f"| throughput, batches of {n} | {rust['texts_per_s'][n]:.1f} texts/s | "
                          f"{py['texts_per_s'][n]:.1f} texts/s | {rust['texts_per_s'][n] / py['texts_per_s'][n]:.2f}x |")
+        lw = r["lambda_watch"]
+        lines += [f"| Lambda front door (cargo lambda watch) warm p50 / p99 | {lw['warm']['p50_ms']:.1f} / "
+                  f"{lw['warm']['p99_ms']:.1f} ms | | |",
+                  f"| Lambda front door throughput, batches of 1 / 64 | {lw['texts_per_s']['1']:.1f} / "
+                  f"{lw['texts_per_s']['64']:.1f} texts/s | | |"]
         lines += [f"| peak RSS after 1 request | {rust['rss_mb']['after_first']:.0f} MiB | "
                   f"{py['rss_mb']['after_first']:.0f} MiB | {rust['rss_mb']['after_first'] / py['rss_mb']['after_first']:.2f} |",
                   f"| peak RSS after 1,000 requests | {rust['rss_mb']['after_1000']:.0f} MiB | "
