@@ -102,15 +102,18 @@ async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String
     check_content_type(content_type)?;
     let PredictRequest { items, batch, include_sentence } = parse_predict(req.body())?;
     let model = cell.get().await?;
-    let texts: Vec<String> = items.iter().filter_map(|i| i.as_ref().ok().cloned()).collect();
+    // Texts move to the model; each item keeps only its error, if it has one.
+    let mut texts = Vec::with_capacity(items.len());
+    let errors: Vec<Option<ApiError>> =
+        items.into_iter().map(|item| item.map(|t| texts.push(t)).err()).collect();
     let predictions = tokio::task::spawn_blocking(move || model.predict(&texts, include_sentence))
         .await
         .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))?
         .map_err(ApiError::Internal)?;
     let mut predictions = predictions.into_iter();
-    let mut results = items.into_iter().map(|item| match item {
-        Ok(_) => Item::Prediction(predictions.next().expect("one prediction per valid text")),
-        Err(e) => Item::Error { error: e.detail() },
+    let mut results = errors.into_iter().map(|error| match error {
+        None => Item::Prediction(predictions.next().expect("one prediction per valid text")),
+        Some(e) => Item::Error { error: e.detail() },
     });
     let response = match batch {
         true => PredictResponse::Batch { results: results.collect() },

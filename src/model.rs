@@ -15,6 +15,8 @@ use crate::tokenize::TextEncoder;
 pub struct Model {
     pub spec: ModelSpec,
     preprocessor: Preprocessor,
+    /// pysentimiento's defaults, built once rather than per text.
+    options: Options,
     encoder: TextEncoder,
     classifier: Classifier,
 }
@@ -26,14 +28,20 @@ impl Model {
         let classifier = Classifier::load(&spec.model_path(), settings)?;
         match classifier.declared_width() {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
-            _ => Ok(Self { spec, preprocessor: Preprocessor::new(), encoder, classifier }),
+            _ => Ok(Self {
+                spec,
+                preprocessor: Preprocessor::new(),
+                options: Options::default(),
+                encoder,
+                classifier,
+            }),
         }
     }
 
     /// The text the model reads: pysentimiento's preprocessing in the model's language.
     pub fn preprocess(&self, text: &str) -> String {
         match self.spec.lang {
-            Some(lang) => self.preprocessor.preprocess(text, lang, &Options::default()),
+            Some(lang) => self.preprocessor.preprocess(text, lang, &self.options),
             None => text.to_string(),
         }
     }
