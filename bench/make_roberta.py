@@ -17,6 +17,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "model"))
 import graph  # noqa: E402
+from optimize import optimize  # noqa: E402
 
 VOCAB, POSITIONS, H, LAYERS, HEADS, FF, LABELS = 30_002, 130, 768, 12, 12, 3072, ["NEG", "NEU", "POS"]
 
@@ -54,9 +55,11 @@ def main():
     w = RandomWeights()
     model = graph.build(w, w._n(VOCAB, H), w._n(len(LABELS), H), np.zeros(len(LABELS), np.float32), LABELS)
     graph.save(model, out / "model-fp32.onnx")
-    quantize_dynamic(str(out / "model-fp32.onnx"), str(out / "model.onnx"), weight_type=QuantType.QInt8,
+    quantize_dynamic(str(out / "model-fp32.onnx"), str(out / "model-int8.onnx"), weight_type=QuantType.QInt8,
                      per_channel=True)
-    (out / "model-fp32.onnx").unlink()
+    optimize(out / "model-int8.onnx", out)
+    for f in ("model-fp32.onnx", "model-int8.onnx"):
+        (out / f).unlink()
     (out / "tokenizer.json").write_text(json.dumps(tokenizer(default_dir), ensure_ascii=False), encoding="utf-8")
     config = {"_name_or_path": "bench/roberta-shaped-random", "model_type": "roberta",
               "id2label": {str(i): l for i, l in enumerate(LABELS)}, "problem_type": "single_label_classification",
@@ -64,9 +67,9 @@ def main():
               "num_hidden_layers": LAYERS, "num_attention_heads": HEADS, "intermediate_size": FF}
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     pipeline = {"name": "RoBERTuito-shaped, random weights (benchmark only)", "lang": "es", "prefix": "",
-                "max_tokens": POSITIONS - 2}
+                "max_tokens": POSITIONS - 2, "pre_optimized": True}
     (out / "pipeline.json").write_text(json.dumps(pipeline, indent=1) + "\n")
-    print(f"wrote {out}: model.onnx {(out / 'model.onnx').stat().st_size / 1e6:.1f} MB")
+    print(f"wrote {out}: model.onnx + model.onnx.data {(out / 'model.onnx.data').stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

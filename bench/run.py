@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from rss import free_port, memory  # noqa: E402
 
 N_TEXTS = 250
+MODEL_FILES = ("model.onnx", "model.onnx.data", "tokenizer.json", "config.json", "pipeline.json")
 RSS_REQUESTS = 1000
 
 
@@ -150,7 +151,7 @@ print(json.dumps({"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.
 
 def package_size(rust_lambda_bin, model_dir):
     files = {"bootstrap": rust_lambda_bin, "libonnxruntime.so": ROOT / "lib/libonnxruntime.so"}
-    files.update({f"model/{f}": model_dir / f for f in ("model.onnx", "tokenizer.json", "config.json", "pipeline.json")})
+    files.update({f"model/{f}": model_dir / f for f in MODEL_FILES if (model_dir / f).is_file()})
     path = ROOT / "bench/build/package.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, src in files.items():
@@ -177,7 +178,8 @@ def main():
         print(f"== {name} ({model_dir})", flush=True)
         env = dict(os.environ, MODEL_DIR=str(model_dir), ORT_DYLIB_PATH=str(ROOT / "lib/libonnxruntime.so"),
                    OMP_NUM_THREADS="1")
-        r = {"model_mb": (model_dir / "model.onnx").stat().st_size / 1e6}
+        r = {"model_mb": sum((model_dir / f).stat().st_size for f in ("model.onnx", "model.onnx.data")
+                             if (model_dir / f).is_file()) / 1e6}
         r["raw_session_run"] = raw_session_run(python, model_dir, texts)
         r["rust"] = measure_service("rust serve", [args.rust, "serve"], env, texts)
         r["python"] = measure_service("python fastapi", [uvicorn, "python_service:app", "--app-dir", str(ROOT / "bench"),

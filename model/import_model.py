@@ -4,7 +4,8 @@
 DIR holds config.json and tokenizer.json, and model.onnx or the Hugging Face export layout
 onnx/model_quantized.onnx (preferred: int8) / onnx/model.onnx. Checks: config has id2label, the
 graph takes input_ids and attention_mask (token_type_ids optional), its first output has one
-column per label on a sample sentence, and the tokenizer loads.
+column per label on a sample sentence, and the tokenizer loads. The graph is then optimised
+offline (model/optimize.py), its weights written to model.onnx.data.
 
     python model/import_model.py --from DIR --out model [--lang es] [--prefix ""]
 """
@@ -17,6 +18,8 @@ import sys
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from optimize import optimize
 
 CANDIDATES = ["model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx"]
 SAMPLE = "Me encanta este día, qué genial"
@@ -61,11 +64,11 @@ def main():
     max_tokens = min(128, positions - 2 if config.get("model_type") in ("roberta", "xlm-roberta") else positions)
     labels = validate(onnx_path, src / "tokenizer.json", config, args.prefix, max_tokens)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(onnx_path, out / "model.onnx")
+    optimize(onnx_path, out)
     for name in ("config.json", "tokenizer.json"):
         shutil.copyfile(src / name, out / name)
     pipeline = {"name": config.get("_name_or_path") or src.name, "lang": args.lang, "prefix": args.prefix,
-                "max_tokens": max_tokens}
+                "max_tokens": max_tokens, "pre_optimized": True}
     (out / "pipeline.json").write_text(json.dumps(pipeline, indent=1, ensure_ascii=False) + "\n")
     (out / "report.json").unlink(missing_ok=True)  # the default model's report does not describe this one
     print(f"imported {onnx_path} ({len(labels)} labels: {list(labels.values())}) into {out}")

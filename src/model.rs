@@ -19,13 +19,32 @@ pub struct Model {
     options: Options,
     encoder: TextEncoder,
     classifier: Classifier,
+    /// Where the cold start went, for the `model_loaded` log line.
+    pub load_ms: LoadTimes,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadTimes {
+    pub tokenizer: u64,
+    pub session: u64,
 }
 
 impl Model {
     pub fn load(settings: &Settings) -> Result<Self, String> {
         let spec = ModelSpec::read(&settings.model_dir)?;
-        let encoder = TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens, spec.pad_id)?;
-        let classifier = Classifier::load(&spec.model_path(), settings)?;
+        // The tokenizer (~50 ms) loads on a second thread while ONNX Runtime builds the session.
+        let (encoder, classifier) = std::thread::scope(|scope| {
+            let encoder = scope.spawn(|| {
+                timed(|| {
+                    TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens, spec.pad_id)
+                })
+            });
+            let classifier = timed(|| Classifier::load(&spec.model_path(), spec.pre_optimized, settings));
+            let encoder = encoder.join().unwrap_or_else(|_| (Err("tokenizer loading panicked".into()), 0));
+            (encoder, classifier)
+        });
+        let load_ms = LoadTimes { tokenizer: encoder.1, session: classifier.1 };
+        let (encoder, classifier) = (encoder.0?, classifier.0?);
         match classifier.declared_width() {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
             _ => Ok(Self {
@@ -34,6 +53,7 @@ impl Model {
                 options: Options::default(),
                 encoder,
                 classifier,
+                load_ms,
             }),
         }
     }
@@ -66,6 +86,12 @@ impl Model {
         let p = postprocess::predict(&logits, &spec.labels, spec.multi_label, batch.truncated[0]);
         Ok(Prediction { sentence: with_sentence.then_some(sentence), ..p })
     }
+}
+
+fn timed<T>(load: impl FnOnce() -> T) -> (T, u64) {
+    let started = Instant::now();
+    let value = load();
+    (value, started.elapsed().as_millis() as u64)
 }
 
 fn width_mismatch(width: usize, spec: &ModelSpec) -> String {
@@ -115,6 +141,8 @@ impl ModelCell {
                     event = "model_loaded",
                     model = %model.spec.name,
                     load_ms = started.elapsed().as_millis() as u64,
+                    tokenizer_ms = model.load_ms.tokenizer,
+                    session_ms = model.load_ms.session,
                     rss_mb = rss.map(|r| r.rss_mb),
                     peak_rss_mb = rss.map(|r| r.peak_rss_mb),
                 );

@@ -4,7 +4,9 @@
 //! - `tokenizer.json`: a Hugging Face tokenizer
 //! - `config.json`: Hugging Face config (`id2label`, `problem_type`, `max_position_embeddings`, `pad_token_id`)
 //! - `pipeline.json` (optional): `name`, `lang` (pysentimiento preprocessing language, `null` for none),
-//!   `prefix` (e.g. e5's "query: "), `max_tokens`
+//!   `prefix` (e.g. e5's "query: "), `max_tokens`, `pre_optimized` (the graph went through ONNX
+//!   Runtime's optimiser offline, model/optimize.py: load it as is)
+//! - `model.onnx.data` (optional): the weights, when model.onnx keeps them outside (ONNX external data)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ pub struct ModelSpec {
     pub prefix: String,
     pub max_tokens: usize,
     pub pad_id: i64,
+    pub pre_optimized: bool,
 }
 
 #[derive(Deserialize)]
@@ -55,11 +58,13 @@ struct Pipeline {
     prefix: String,
     #[serde(default)]
     max_tokens: Option<usize>,
+    #[serde(default)]
+    pre_optimized: bool,
 }
 
 impl Default for Pipeline {
     fn default() -> Self {
-        Self { name: None, lang: spanish(), prefix: String::new(), max_tokens: None }
+        Self { name: None, lang: spanish(), prefix: String::new(), max_tokens: None, pre_optimized: false }
     }
 }
 
@@ -98,6 +103,7 @@ impl ModelSpec {
             prefix: pipeline.prefix,
             max_tokens,
             pad_id: config.pad_token_id.unwrap_or(0),
+            pre_optimized: pipeline.pre_optimized,
         })
     }
 }

@@ -20,9 +20,10 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    pub fn load(model: &Path, settings: &Settings) -> Result<Self, String> {
+    /// `pre_optimized`: the graph is already fused (model/optimize.py), so no optimisation pass.
+    pub fn load(model: &Path, pre_optimized: bool, settings: &Settings) -> Result<Self, String> {
         let env = environment(&settings.ort_library)?;
-        let session = build_session(&env, model, settings)
+        let session = build_session(&env, model, pre_optimized, settings)
             .map_err(|e| format!("cannot load ONNX model {}: {e}", model.display()))?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
@@ -75,17 +76,24 @@ fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
     TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())
 }
 
-fn build_session(env: &Environment, model: &Path, settings: &Settings) -> ort::Result<Session> {
+fn build_session(
+    env: &Environment,
+    model: &Path,
+    pre_optimized: bool,
+    settings: &Settings,
+) -> ort::Result<Session> {
     // No CPU memory arena: measured on the default model (bench/rss.py, 100 requests), the arena
     // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency.
     let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
-    Ok(Session::builder(env)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)?
+    // Even on a fused graph the optimiser's passes cost ~40-80 ms of the cold start.
+    let level = if pre_optimized { GraphOptimizationLevel::Disable } else { GraphOptimizationLevel::Level3 };
+    Session::builder(env)?
+        .with_optimization_level(level)?
         .with_intra_threads(settings.intra_threads)?
         .with_inter_threads(1)?
         .with_execution_providers([cpu])?
         .with_prepacking(settings.prepack)?
-        .commit_from_file(model)?)
+        .commit_from_file(model)
 }
 
 /// ONNX Runtime allows one environment per process: it is created once and kept even when a

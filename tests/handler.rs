@@ -65,6 +65,25 @@ async fn feeds_token_type_ids_only_to_graphs_that_declare_them() {
 }
 
 #[tokio::test]
+async fn weights_in_model_onnx_data_answer_as_the_single_file_model() {
+    let single = cell(fixture("tiny"));
+    let external = cell(fixture("tiny-external"));
+    for text in ["me encanta", "odio esto", "el servicio de hoy"] {
+        assert_eq!(predict(single, text).await["probas"], predict(external, text).await["probas"]);
+    }
+}
+
+#[tokio::test]
+async fn missing_weights_file_is_503_naming_it() {
+    let dir = copy_fixture("tiny-external");
+    std::fs::remove_file(dir.path().join("model.onnx.data")).unwrap();
+    let reply = call(cell(dir.path()), "POST", "/predict", Some(r#"{"text": "hola"}"#)).await;
+    assert_eq!(reply.status, 503, "{}", reply.json);
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("model.onnx.data"), "{message}");
+}
+
+#[tokio::test]
 async fn multi_label_models_return_the_labels_above_one_half() {
     let dir = copy_fixture("tiny");
     edit_json(&dir.path().join("config.json"), |c| c["problem_type"] = json!("multi_label_classification"));

@@ -28,6 +28,11 @@ def importer(src, out):
                           capture_output=True, text=True)
 
 
+def predict(binary, model_dir):
+    return subprocess.run([binary, "predict", "me encanta, genial"], capture_output=True, text=True,
+                          env=dict(os.environ, MODEL_DIR=str(model_dir)))
+
+
 def main():
     binary = sys.argv[1]
     passed = failed = 0
@@ -35,10 +40,16 @@ def main():
         tmp = pathlib.Path(tmp)
         export_layout(tmp / "export")
         done = importer(tmp / "export", tmp / "model")
-        answer = subprocess.run([binary, "predict", "me encanta, genial"], capture_output=True, text=True,
-                                env=dict(os.environ, MODEL_DIR=str(tmp / "model")))
+        answer = predict(binary, tmp / "model")
         ok = done.returncode == 0 and answer.returncode == 0 and json.loads(answer.stdout)["output"] == "POS"
         print(f"{'ok  ' if ok else 'FAIL'} import and serve: {done.stdout.strip() or done.stderr.strip()}")
+        passed, failed = passed + ok, failed + (not ok)
+
+        # The import optimises the graph offline; it must answer exactly as the exported file does.
+        pipeline = json.loads((tmp / "model/pipeline.json").read_text()) if done.returncode == 0 else {}
+        same = answer.returncode == 0 and answer.stdout == predict(binary, FIXTURE).stdout
+        ok = pipeline.get("pre_optimized") is True and same
+        print(f"{'ok  ' if ok else 'FAIL'} optimised offline, same answer as the export: {answer.stdout.strip()}")
         passed, failed = passed + ok, failed + (not ok)
 
         config = json.loads((tmp / "export/config.json").read_text())

@@ -13,13 +13,19 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / ".aws-sam/build/SentimientoFunction"
-REQUIRED = ["bootstrap", "libonnxruntime.so", "model/model.onnx", "model/tokenizer.json", "model/config.json"]
+MODEL_FILES = ["model.onnx", "model.onnx.data", "tokenizer.json", "config.json", "pipeline.json"]
 
 
 def main():
-    missing = [f for f in REQUIRED if not (ARTIFACT / f).is_file()]
+    # Every model file the source directory has, and the function's own two files.
+    required = ["bootstrap", "libonnxruntime.so"] + [f"model/{f}" for f in MODEL_FILES if (ROOT / "model" / f).is_file()]
+    missing = [f for f in required if not (ARTIFACT / f).is_file()]
     if missing:
         sys.exit(f"FAIL: the SAM artifact lacks {missing}")
+    # Lambda runs the code as another user than the one who built the zip.
+    unreadable = [str(f.relative_to(ARTIFACT)) for f in ARTIFACT.rglob("*") if f.is_file() and not f.stat().st_mode & 0o004]
+    if unreadable:
+        sys.exit(f"FAIL: not world-readable, Lambda could not read them: {unreadable}")
     env = {k: v for k, v in os.environ.items() if k not in ("ORT_DYLIB_PATH", "MODEL_DIR")}
     env["LAMBDA_TASK_ROOT"] = str(ARTIFACT)
     with tempfile.TemporaryDirectory() as elsewhere:
