@@ -25,6 +25,7 @@ environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_P
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
+    no_ort_telemetry();
     // Inference is serialised on the session, so more blocking threads only add glibc malloc
     // arenas: with tokio's default (512) the soak test saw RSS step up by 2+ MiB as new threads
     // came and went; with 2 it stays flat.
@@ -43,6 +44,16 @@ fn fixed_mmap_threshold() {
     // SAFETY: mallopt only changes allocator tuning; it is called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
+/// ONNX Runtime 1.31's Linux build keeps a telemetry store under ~/.cache/Microsoft and may
+/// upload from it; a function should not write outside /tmp or talk to hosts it was not asked to.
+/// Read by the library when it loads, so set here, before any thread exists. An explicit
+/// ORT_DISABLE_TELEMETRY=0 from the user is kept.
+fn no_ort_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
     }
 }
 

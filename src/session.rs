@@ -108,7 +108,8 @@ fn environment(libraries: &[PathBuf]) -> Result<Environment, String> {
     for path in libraries {
         match ort::init_from(path) {
             Ok(builder) => {
-                let env = builder.with_name("sentimiento").build().map_err(|e| e.to_string())?;
+                let env = builder.with_name("sentimiento").with_telemetry(false);
+                let env = env.build().map_err(|e| e.to_string())?;
                 *slot = Some(env.clone());
                 return Ok(env);
             }
