@@ -49,7 +49,11 @@ async fn handle_request(cell: &'static ModelCell, req: Request<Body>) -> Respons
 }
 
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    if err.status() >= 500 {
+    // Shedding load is the server working as designed: a warning, so that a burst does not
+    // bury real faults in error lines.
+    if matches!(err, ApiError::Overloaded(_)) {
+        tracing::warn!(event = "error", code = err.code(), message = %err.message());
+    } else if err.status() >= 500 {
         tracing::error!(event = "error", code = err.code(), message = %err.message());
     }
     let mut response = json_response(err.status(), err.body().to_string());
