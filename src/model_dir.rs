@@ -160,6 +160,13 @@ mod tests {
         assert_eq!(spec.max_tokens, 16);
         assert_eq!(spec.lang, Some(Lang::Es));
         assert_eq!(spec.name, "fixture/tiny");
+        assert!(!spec.pre_optimized, "absent means the optimiser runs at load");
+    }
+
+    #[test]
+    fn pre_optimized_comes_from_pipeline_json() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-external");
+        assert!(ModelSpec::read(&dir).unwrap().pre_optimized);
     }
 
     #[test]
