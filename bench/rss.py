@@ -43,14 +43,20 @@ def memory(pid):
     return fields
 
 
-def post(port, body):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("POST", "/predict", json.dumps(body), {"content-type": "application/json"})
+def post(port, body, path="/predict"):
+    """One JSON POST on a fresh connection; returns (status, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
     response = conn.getresponse()
     data = response.read()
-    if response.status != 200:
-        sys.exit(f"request failed: {response.status} {data!r}")
-    return data
+    conn.close()
+    return response.status, data
+
+
+def post_ok(port, body):
+    status, data = post(port, body)
+    if status != 200:
+        sys.exit(f"request failed: {status} {data!r}")
 
 
 def wait_listening(port, server):
@@ -97,13 +103,13 @@ def main():
     try:
         wait_listening(port, server)
         started = time.perf_counter()
-        post(port, {"text": TEXTS[0]})
+        post_ok(port, {"text": TEXTS[0]})
         cold_ms = (time.perf_counter() - started) * 1e3
         first = memory(server.pid)
         started = time.perf_counter()
         for i in range(1, n):
             body = {"texts": TEXTS} if i % 10 == 0 else {"text": TEXTS[i % len(TEXTS)]}
-            post(port, body)
+            post_ok(port, body)
         warm_ms = (time.perf_counter() - started) * 1e3 / max(n - 1, 1)
         last = memory(server.pid)
         in_group = cgroup_figures(group) if group else None

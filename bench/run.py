@@ -5,7 +5,6 @@ Writes BENCHMARKS.md and bench/results.json. See BENCHMARKS.md for what each fig
 """
 import argparse
 import datetime
-import http.client
 import json
 import os
 import pathlib
@@ -21,7 +20,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from rss import CGROUP_ROOT, cgroup_figures, free_port, limited, memory  # noqa: E402
+from rss import CGROUP_ROOT, cgroup_figures, free_port, limited, memory, post  # noqa: E402
 
 N_TEXTS = 250
 COLD_RUNS = 7
@@ -34,15 +33,6 @@ def tweets(sdist):
     with tarfile.open(sdist) as tar:
         lines = tar.extractfile("evomsa-2.0.14/EvoMSA/tests/tweets.json").read().decode().splitlines()
     return [json.loads(l)["text"] for l in lines if l.strip()][:N_TEXTS]
-
-
-def post(port, body, path="/predict"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
-    r = conn.getresponse()
-    data = r.read()
-    conn.close()
-    return r.status, data
 
 
 def start(command, env, port, path="/predict"):

@@ -15,8 +15,8 @@ pub struct Settings {
     pub ort_library: Vec<PathBuf>,
     /// ONNX Runtime intra-op threads (Lambda at 512 MB has ~0.3 vCPU: 1 is right there).
     pub intra_threads: usize,
-    /// ONNX Runtime weight pre-packing: faster inference for a second copy of the weights in memory
-    /// (measured, RoBERTuito-shaped int8 model: 225 MiB / 24 ms on, 184 MiB / 32 ms off).
+    /// ONNX Runtime weight pre-packing: faster inference for a slower cold start (measured with
+    /// `make bench`, RoBERTuito-shaped int8 model: 21.0 ms / 204 ms on, 29.6 ms / 116 ms off).
     pub prepack: bool,
     /// Load the model during Lambda's init phase instead of on the first invocation.
     pub eager: bool,

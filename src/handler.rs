@@ -77,11 +77,15 @@ fn json_response(status: u16, body: String) -> Response<Body> {
         .expect("static status and header are valid")
 }
 
-/// Routes on the last path segment, so API Gateway stage names and custom-domain base paths
-/// (`/prod/predict`, `/api/v1/predict`) reach the same handler.
+/// The last path segment, on which requests are routed, so that API Gateway stage names and
+/// custom-domain base paths (`/prod/predict`, `/api/v1/predict`) reach the same endpoint.
+pub fn endpoint(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
 async fn route(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
-    match path.rsplit('/').next().unwrap_or("") {
+    match endpoint(path) {
         "predict" => {
             allow(req.method(), &[Method::POST], "POST")?;
             predict(cell, req).await

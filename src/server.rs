@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::MAX_BODY_BYTES;
 use crate::error::ApiError;
-use crate::handler::{error_response, handle};
+use crate::handler::{endpoint, error_response, handle};
 use crate::model::ModelCell;
 
 /// How long shutdown waits for requests in flight.
@@ -68,7 +68,7 @@ async fn respond(
     in_flight: Arc<Semaphore>,
 ) -> Response<Full<Bytes>> {
     // Health checks stay cheap and are never refused, so a busy instance is not taken for a dead one.
-    let is_health = req.uri().path().trim_end_matches('/').ends_with("/health");
+    let is_health = endpoint(req.uri().path()) == "health";
     let permit = if is_health { None } else { in_flight.try_acquire_owned().ok() };
     let response = match (is_health, permit) {
         (false, None) => {
