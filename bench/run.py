@@ -40,14 +40,22 @@ def start(command, env, port, path="/predict", log=subprocess.DEVNULL):
     """Spawns the service and returns (process, ms from exec to the first successful /predict)."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    while True:
+    wait_answering(proc, port, path, pause=0.005)
+    return proc, (time.perf_counter() - started) * 1e3
+
+
+def wait_answering(proc, port, path, pause, timeout=600):
+    """Polls `path` until it answers 200; raises if proc exits or the timeout passes first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
         try:
             if post(port, {"text": "hola"}, path)[0] == 200:
-                return proc, (time.perf_counter() - started) * 1e3
+                return
         except OSError:
-            time.sleep(0.005)
+            time.sleep(pause)
+    raise RuntimeError(f"{proc.args[0]} did not answer within {timeout} s")
 
 
 def pct(values, q):
@@ -115,6 +123,7 @@ def measure_service(name, command, env, texts, rounds=1, between=None):
     finally:
         proc.terminate()
         proc.wait()
+        log.close()
     print(f"   {name}: cold {cold['median_ms']:.0f} ms, warm p50 {warm['p50_ms']:.1f} ms, "
           f"peak RSS {last['VmHWM']:.0f} MiB", flush=True)
     return {"cold_start": cold, "warm": warm, "server_side": inside, "texts_per_s": batch,
@@ -193,13 +202,7 @@ def measure_watch(tools_bin, env, texts):
     proc = subprocess.Popen(["cargo", "lambda", "watch", "--release", "--invoke-port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            try:
-                if post(port, {"text": "hola"}, path)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
+        wait_answering(proc, port, path, pause=0.5)
         warm = warm_latency(port, texts, path)
         batch = {str(n): throughput(port, texts, n, path) for n in (1, 8, 32, 64)}
     finally:

@@ -15,8 +15,8 @@ pub struct Settings {
     pub ort_library: Vec<PathBuf>,
     /// ONNX Runtime intra-op threads (Lambda at 512 MB has ~0.3 vCPU: 1 is right there).
     pub intra_threads: usize,
-    /// ONNX Runtime weight pre-packing: faster inference for a slower cold start (measured with
-    /// `make bench`, RoBERTuito-shaped int8 model: 21.0 ms / 204 ms on, 29.6 ms / 116 ms off).
+    /// ONNX Runtime weight pre-packing: faster inference for a slower cold start (the trade is
+    /// measured by `make bench`: BENCHMARKS.md, the SENTIMIENTO_PREPACK=0 row).
     pub prepack: bool,
     /// Load the model during Lambda's init phase instead of on the first invocation.
     pub eager: bool,
