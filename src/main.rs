@@ -50,7 +50,8 @@ fn fixed_mmap_threshold() {
 /// ONNX Runtime 1.31's Linux build keeps a telemetry store under ~/.cache/Microsoft and may
 /// upload from it; a function should not write outside /tmp or talk to hosts it was not asked to.
 /// Read by the library when it loads, so set here, before any thread exists. An explicit
-/// ORT_DISABLE_TELEMETRY=0 from the user is kept.
+/// ORT_DISABLE_TELEMETRY=0 from the user is kept (the library then sets up its store), but the
+/// environment is still built with telemetry events off (session.rs).
 fn no_ort_telemetry() {
     if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
         std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
