@@ -21,13 +21,13 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv ort model fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
+.PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
 	bench bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
-	@echo "other targets: ort model fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
+	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
 	@echo "               bench bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
@@ -119,24 +119,49 @@ $(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vo
 	  --words $(WORDS) --preprocess $(BIN) --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl \
 	  --out model
 
+# PyTorch, transformers and pysentimiento 0.7.3 itself, pinned: the checkpoint conversion
+# (make model HF_MODEL=...) and the reference the tests compare with. ~5 GB (PyTorch's wheels pull
+# CUDA libraries: PyPI has no CPU-only build), cached outside the repo.
+TORCH_VENV := $(CACHE)/torch-venv
+TORCH_PY   := $(TORCH_VENV)/bin/python
+$(TORCH_VENV)/.done: tests/pysentimiento/requirements.txt
+	python3 -m venv $(TORCH_VENV)
+	$(TORCH_PY) -m pip install --quiet --upgrade pip
+	$(TORCH_PY) -m pip install --quiet -r tests/pysentimiento/requirements.txt
+	$(TORCH_PY) -m pip install --quiet --no-deps pysentimiento==0.7.3
+	touch $@
+torch-venv: $(TORCH_VENV)/.done
+
 # make model FROM=DIR: import an exported ONNX classifier directory instead (validated first).
-# make model HF_MODEL=org/name: export a Hugging Face model with Optimum, quantize, import. Needs the
-# hub and PyTorch, so it is NOT tested on these offline machines.
-OPTIMUM_VENV := $(CACHE)/optimum-venv
-HF_EXPORT    := $(CACHE)/hf-export/$(subst /,--,$(HF_MODEL))
+# make model HF_MODEL=ID_OR_DIR [TASK=sentiment] [MODEL_LANG=es] [PRECISION=int8|fp32] [OUT=model]:
+# convert a pysentimiento / Hugging Face checkpoint (model/convert.py); a local directory is read
+# offline. TASK and MODEL_LANG are pysentimiento's names (MODEL_LANG, not LANG: that is the locale).
+TASK       ?= sentiment
+MODEL_LANG ?= es
+PRECISION  ?= int8
+OUT        ?= model
+CONVERT_ENV := HF_HUB_DISABLE_TELEMETRY=1 $(if $(wildcard $(HF_MODEL) $(CHECKPOINTS)),HF_HUB_OFFLINE=1)
 ifdef FROM
 model: $(MODEL_VENV)/.done
-	$(MODEL_PY) model/import_model.py --from $(FROM) --out model
+	$(MODEL_PY) model/import_model.py --from $(FROM) --out $(OUT) --task $(TASK) --lang $(MODEL_LANG)
 else ifdef HF_MODEL
-model: $(MODEL_VENV)/.done
-	python3 -m venv $(OPTIMUM_VENV)
-	$(OPTIMUM_VENV)/bin/pip install --quiet 'optimum[onnxruntime]'
-	$(OPTIMUM_VENV)/bin/optimum-cli export onnx --model $(HF_MODEL) --task text-classification $(HF_EXPORT)
-	$(OPTIMUM_VENV)/bin/optimum-cli onnxruntime quantize --onnx_model $(HF_EXPORT) --avx2 -o $(HF_EXPORT)/onnx
-	$(MODEL_PY) model/import_model.py --from $(HF_EXPORT) --out model
+model: $(TORCH_VENV)/.done
+	$(CONVERT_ENV) $(TORCH_PY) model/convert.py --from $(HF_MODEL) --out $(OUT) --task $(TASK) \
+	  --lang $(MODEL_LANG) --precision $(PRECISION) $(if $(PREPROCESSING),--preprocessing '$(PREPROCESSING)')
 else
 model: $(MODEL_OUT)
 endif
+
+# make models [MODELS="sentiment/es emotion/es"] [CHECKPOINTS=DIR] [MODELS_DIR=models]: several of
+# pysentimiento's models in the MODEL_DIR/<task>/<lang>/ layout one function serves. The hub ids
+# come from pysentimiento's table (model/pysentimiento-models.json); CHECKPOINTS=DIR reads
+# DIR/<task>/<lang>/ local checkpoints instead.
+MODELS     ?= sentiment/es emotion/es hate_speech/es irony/es
+MODELS_DIR ?= models
+models: $(TORCH_VENV)/.done
+	for pair in $(MODELS); do task=$${pair%/*}; lang=$${pair#*/}; \
+	  $(CONVERT_ENV) $(TORCH_PY) model/convert.py $(if $(CHECKPOINTS),--from $(CHECKPOINTS)/$$pair) \
+	    --task $$task --lang $$lang --precision $(PRECISION) --out $(MODELS_DIR)/$$pair || exit 1; done
 
 build: $(BIN)
 $(BIN): Cargo.toml Cargo.lock $(shell find src -type f)
@@ -154,10 +179,11 @@ watch: $(ORT_LIB) model $(VENV)/.done
 invoke: $(VENV)/.done
 	for event in events/*.json; do echo "== $$event"; $(TOOLS) cargo lambda invoke sentimiento --data-file $$event; echo; done
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN)
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
 	$(TOOLS) $(PY) tests/e2e_lambda.py
 	$(TOOLS) sam validate --lint
 	$(MAKE) --no-print-directory sam-build
@@ -170,11 +196,15 @@ lambda: $(VENV)/.done
 sam-build: $(ORT_LIB) model $(VENV)/.done
 	$(TOOLS) sam build
 
+# The package carries MODEL_DIR as it is (one model: the default), or with PACKAGE_MODELS="sentiment/es
+# hate_speech/es" those models of MODEL_DIR's <task>/<lang>/ layout (e.g. MODEL_DIR=models). Lambda's
+# 250 MB unzipped limit holds about two RoBERTa-base int8 models (README, "Packaging").
+MODEL_FILES := model.onnx model.onnx.data tokenizer.json config.json pipeline.json
 build-SentimientoFunction: lambda $(ORT_LIB)
 	cp $(LAMBDA_BIN) $(ORT_LIB) $(ARTIFACTS_DIR)/
-	mkdir -p $(ARTIFACTS_DIR)/model
-	cp $(wildcard $(addprefix $(MODEL_DIR)/,model.onnx model.onnx.data tokenizer.json config.json pipeline.json)) \
-	  $(ARTIFACTS_DIR)/model/
+	for pair in $(or $(PACKAGE_MODELS),.); do src=$(MODEL_DIR)/$$pair; dst=$(ARTIFACTS_DIR)/model/$$pair; \
+	  [ -f $$src/config.json ] || { echo "error: no model in $$src" >&2; exit 1; }; mkdir -p $$dst; \
+	  for f in $(MODEL_FILES); do if [ -f $$src/$$f ]; then cp $$src/$$f $$dst/; fi; done; done
 
 deploy: sam-build
 	$(TOOLS) sam deploy --guided

@@ -1,5 +1,6 @@
 """Imports an already exported ONNX sequence classifier as the function's model directory
-(make model FROM=DIR), and validates it the way the function will use it.
+(make model FROM=DIR), and validates it the way the function will use it. Its `install` is also
+the last step of model/convert.py (make model HF_MODEL=...).
 
 DIR holds config.json and tokenizer.json, and model.onnx or the Hugging Face export layout
 onnx/model_quantized.onnx (preferred: int8) / onnx/model.onnx. Checks: config has id2label, the
@@ -7,7 +8,7 @@ graph takes input_ids and attention_mask (token_type_ids optional), its first ou
 column per label on a sample sentence, and the tokenizer loads. The graph is then optimised
 offline (model/optimize.py), its weights written to model.onnx.data.
 
-    python model/import_model.py --from DIR --out model [--lang es] [--prefix ""]
+    python model/import_model.py --from DIR --out model [--task sentiment] [--lang es] [--prefix ""]
 """
 import argparse
 import json
@@ -19,24 +20,38 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from optimize import optimize
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from optimize import optimize  # noqa: E402
 
 CANDIDATES = ["model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx"]
 SAMPLE = "Me encanta este día, qué genial"
+# pysentimiento forces tokenizer.model_max_length = 128 for every model.
+MAX_TOKENS = 128
+# RoBERTa-family models number positions from pad_token_id + 1 (RoBERTuito: 130 -> 128 usable).
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")
+LANGS = ("es", "en", "it", "pt")
 
 
 def fail(message):
     sys.exit(f"import: {message}")
 
 
-def validate(onnx_path, tokenizer_path, config, prefix, max_tokens):
+def max_tokens(config):
+    """pysentimiento's 128, or fewer when the model has fewer usable positions."""
+    positions = config.get("max_position_embeddings", MAX_TOKENS)
+    if config.get("model_type") in OFFSET_POSITIONS:
+        positions -= config.get("pad_token_id", 1) + 1
+    return min(MAX_TOKENS, positions)
+
+
+def validate(onnx_path, tokenizer_path, config, prefix):
     labels = config.get("id2label") or fail("config.json has no id2label")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
     if not {"input_ids", "attention_mask"} <= inputs:
         fail(f"{onnx_path.name} takes {sorted(inputs)}, not input_ids and attention_mask")
     tok = Tokenizer.from_file(str(tokenizer_path))
-    tok.enable_truncation(max_tokens)
+    tok.enable_truncation(max_tokens(config))
     ids = np.array([tok.encode(prefix + SAMPLE).ids], np.int64)
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
     if "token_type_ids" in inputs:
@@ -47,10 +62,33 @@ def validate(onnx_path, tokenizer_path, config, prefix, max_tokens):
     return labels
 
 
+def pipeline(name, task, lang, config, preprocessing=None, prefix=""):
+    """pipeline.json: everything pysentimiento does for this model besides the graph."""
+    if lang not in LANGS:
+        fail(f"lang {lang!r} is not one of pysentimiento's {LANGS}")
+    return {"name": name, "task": task, "lang": lang, "preprocessing": preprocessing or {}, "prefix": prefix,
+            "max_tokens": max_tokens(config), "pre_optimized": True}
+
+
+def install(onnx_path, src, out, pipeline_json):
+    """Validates onnx_path, optimises it into out/, and writes config.json, tokenizer.json (from the
+    directory src) and pipeline.json beside it. Returns the labels."""
+    config = json.loads((src / "config.json").read_text())
+    labels = validate(onnx_path, src / "tokenizer.json", config, pipeline_json["prefix"])
+    out.mkdir(parents=True, exist_ok=True)
+    optimize(onnx_path, out)
+    for name in ("config.json", "tokenizer.json"):
+        if (src / name).resolve() != (out / name).resolve():
+            shutil.copyfile(src / name, out / name)
+    (out / "pipeline.json").write_text(json.dumps(pipeline_json, indent=1, ensure_ascii=False) + "\n")
+    return list(labels.values())
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--from", dest="src", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--task", default="sentiment")
     p.add_argument("--lang", default="es")
     p.add_argument("--prefix", default="")
     args = p.parse_args()
@@ -59,19 +97,10 @@ def main():
     for name in ("config.json", "tokenizer.json"):
         (src / name).is_file() or fail(f"{src / name} is missing")
     config = json.loads((src / "config.json").read_text())
-    positions = config.get("max_position_embeddings", 130)
-    # RoBERTa-style models (pysentimiento's) reserve two positions: 130 -> 128 tokens.
-    max_tokens = min(128, positions - 2 if config.get("model_type") in ("roberta", "xlm-roberta") else positions)
-    labels = validate(onnx_path, src / "tokenizer.json", config, args.prefix, max_tokens)
-    out.mkdir(parents=True, exist_ok=True)
-    optimize(onnx_path, out)
-    for name in ("config.json", "tokenizer.json"):
-        shutil.copyfile(src / name, out / name)
-    pipeline = {"name": config.get("_name_or_path") or src.name, "lang": args.lang, "prefix": args.prefix,
-                "max_tokens": max_tokens, "pre_optimized": True}
-    (out / "pipeline.json").write_text(json.dumps(pipeline, indent=1, ensure_ascii=False) + "\n")
+    name = config.get("_name_or_path") or src.name
+    labels = install(onnx_path, src, out, pipeline(name, args.task, args.lang, config, prefix=args.prefix))
     (out / "report.json").unlink(missing_ok=True)  # the default model's report does not describe this one
-    print(f"imported {onnx_path} ({len(labels)} labels: {list(labels.values())}) into {out}")
+    print(f"imported {onnx_path} ({len(labels)} labels: {labels}) into {out}")
 
 
 if __name__ == "__main__":

@@ -4,23 +4,44 @@
 use std::io::{BufRead, Write};
 
 use crate::handler;
-use crate::model::ModelCell;
 use crate::preprocess::{Lang, Options, Preprocessor};
+use crate::registry::Registry;
 use aws_lambda_events::encodings::Body;
 use lambda_http::http::Request;
 use serde_json::json;
 
-/// Goes through the same handler as HTTP, so the CLI shows exactly what the API answers.
-pub async fn predict(cell: &'static ModelCell, texts: &[String]) -> Result<String, String> {
-    let body = match texts {
+/// `predict [--task T] [--lang L] [--include-sentence] [--] TEXT...` goes through the same handler as
+/// HTTP, so the CLI shows exactly what the API answers.
+pub async fn predict(models: &'static Registry, args: &[String]) -> Result<String, String> {
+    let (mut task, mut lang, mut include_sentence, mut texts) = (None, None, false, Vec::new());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--task" => task = Some(args.next().ok_or("--task needs a value")?),
+            "--lang" => lang = Some(args.next().ok_or("--lang needs a value")?),
+            "--include-sentence" => include_sentence = true,
+            "--" => texts.extend(args.by_ref()),
+            _ => texts.push(arg),
+        }
+    }
+    let mut body = match texts.as_slice() {
+        [] => return Err("predict needs at least one TEXT".into()),
         [text] => json!({ "text": text }),
         _ => json!({ "texts": texts }),
     };
+    for (name, value) in [("task", task), ("lang", lang)] {
+        if let Some(value) = value {
+            body[name] = json!(value);
+        }
+    }
+    if include_sentence {
+        body["include_sentence"] = json!(true);
+    }
     let req = Request::post("/predict")
         .header("content-type", "application/json")
         .body(Body::Text(body.to_string()))
         .expect("static request parts are valid");
-    let response = handler::handle(cell, req).await;
+    let response = handler::handle(models, req).await;
     let text = String::from_utf8_lossy(response.body()).into_owned();
     match response.status().is_success() {
         true => Ok(text),

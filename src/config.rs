@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH: usize = 64;
 pub const MAX_TEXT_CHARS: usize = 10_000;
+/// Share of a Lambda function's memory setting kept out of the model budget: ONNX Runtime's
+/// transient buffers while a model loads, and the runtime around the handler.
+const LAMBDA_HEADROOM: f64 = 0.25;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -23,6 +26,9 @@ pub struct Settings {
     pub port: u16,
     /// Plain HTTP server: requests handled or waiting for the model at once; more get a 503.
     pub max_in_flight: usize,
+    /// Resident memory (MiB) the loaded models may bring the process to; past it the least
+    /// recently used model is unloaded first. `None`: no limit.
+    pub memory_budget_mb: Option<f64>,
 }
 
 impl Settings {
@@ -35,6 +41,10 @@ impl Settings {
             eager: flag("SENTIMIENTO_EAGER", false)?,
             port: parse("PORT", 8080)?,
             max_in_flight: parse("SENTIMIENTO_MAX_IN_FLIGHT", 32)?,
+            memory_budget_mb: memory_budget(
+                parse("SENTIMIENTO_MEMORY_MB", 0.0)?,
+                parse("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0.0)?,
+            ),
         })
     }
 
@@ -48,7 +58,17 @@ impl Settings {
             eager: false,
             port: 8080,
             max_in_flight: 32,
+            memory_budget_mb: None,
         }
+    }
+}
+
+/// `SENTIMIENTO_MEMORY_MB` when set, else a Lambda function's memory setting less the headroom.
+fn memory_budget(explicit_mb: f64, lambda_mb: f64) -> Option<f64> {
+    match (explicit_mb > 0.0, lambda_mb > 0.0) {
+        (true, _) => Some(explicit_mb),
+        (false, true) => Some(lambda_mb * (1.0 - LAMBDA_HEADROOM)),
+        (false, false) => None,
     }
 }
 
@@ -115,6 +135,13 @@ mod tests {
         assert_eq!(parse_flag("F", Some("0"), true), Ok(false));
         assert_eq!(parse_flag("F", Some("true"), false), Ok(true));
         assert_eq!(parse_flag("F", Some("2"), true), Err("F=\"2\" is not 0 or 1".into()));
+    }
+
+    #[test]
+    fn memory_budget_is_explicit_or_lambdas_setting_less_headroom() {
+        assert_eq!(memory_budget(300.0, 512.0), Some(300.0));
+        assert_eq!(memory_budget(0.0, 512.0), Some(384.0));
+        assert_eq!(memory_budget(0.0, 0.0), None);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum ApiError {
     InvalidJson(String),
     /// JSON, but not the shape `/predict` takes.
     InvalidRequest(String),
+    /// No model is served for the `task` and `lang` the request named (the message lists them).
+    UnknownModel(String),
     NotFound(String),
     MethodNotAllowed {
         method: String,
@@ -32,7 +34,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidJson(_) | Self::InvalidRequest(_) => 400,
+            Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::UnknownModel(_) => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge(_) => 413,
@@ -46,6 +48,7 @@ impl ApiError {
         match self {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::UnknownModel(_) => "unknown_model",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -63,6 +66,7 @@ impl ApiError {
             }
             Self::InvalidJson(m)
             | Self::InvalidRequest(m)
+            | Self::UnknownModel(m)
             | Self::NotFound(m)
             | Self::PayloadTooLarge(m)
             | Self::UnsupportedMediaType(m)
@@ -99,6 +103,7 @@ mod tests {
         let client = [
             ApiError::InvalidJson("x".into()),
             ApiError::InvalidRequest("x".into()),
+            ApiError::UnknownModel("x".into()),
             ApiError::NotFound("x".into()),
             ApiError::MethodNotAllowed { method: "PUT".into(), allowed: "POST" },
             ApiError::PayloadTooLarge("x".into()),

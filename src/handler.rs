@@ -8,15 +8,15 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ErrorDetail};
-use crate::model::ModelCell;
 use crate::postprocess::Prediction;
+use crate::registry::{Entry, Registry};
 use crate::request::{check_content_type, parse_predict, PredictRequest};
 
 /// Every front door's entry: the request is handled on its own task, so that a panic anywhere on
 /// the request path (there should be none) is answered with a 500 JSON error and logged, and
 /// never takes down the connection or the Lambda invocation with it.
-pub async fn handle(cell: &'static ModelCell, req: Request<Body>) -> Response<Body> {
-    catch_panics(handle_request(cell, req)).await
+pub async fn handle(models: &'static Registry, req: Request<Body>) -> Response<Body> {
+    catch_panics(handle_request(models, req)).await
 }
 
 async fn catch_panics<F>(handling: F) -> Response<Body>
@@ -29,9 +29,9 @@ where
     }
 }
 
-async fn handle_request(cell: &'static ModelCell, req: Request<Body>) -> Response<Body> {
+async fn handle_request(models: &'static Registry, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
-    let result = route(cell, &req).await;
+    let result = route(models, &req).await;
     let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
     // Lengths and counts only: users' texts never reach the logs.
     tracing::info!(
@@ -83,16 +83,16 @@ pub fn endpoint(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
-async fn route(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
+async fn route(models: &'static Registry, req: &Request<Body>) -> Result<String, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
     match endpoint(path) {
         "predict" => {
             allow(req.method(), &[Method::POST], "POST")?;
-            predict(cell, req).await
+            predict(models, req).await
         }
         "health" => {
             allow(req.method(), &[Method::GET, Method::HEAD], "GET")?;
-            Ok(health(cell).to_string())
+            Ok(health(models).to_string())
         }
         _ => Err(ApiError::NotFound(format!("no route {path:?}; use POST /predict or GET /health"))),
     }
@@ -105,11 +105,12 @@ fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(),
     }
 }
 
-async fn predict(cell: &'static ModelCell, req: &Request<Body>) -> Result<String, ApiError> {
+async fn predict(models: &'static Registry, req: &Request<Body>) -> Result<String, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
     check_content_type(content_type)?;
-    let PredictRequest { items, batch, include_sentence } = parse_predict(req.body())?;
-    let model = cell.get().await?;
+    let PredictRequest { items, batch, include_sentence, task, lang } = parse_predict(req.body())?;
+    let entry = models.resolve(task.as_deref(), lang.as_deref())?;
+    let model = models.get(entry).await?;
     // Texts move to the model; each item keeps only its error, if it has one.
     let mut texts = Vec::with_capacity(items.len());
     let errors: Vec<Option<ApiError>> =
@@ -145,19 +146,13 @@ enum Item {
     Error { error: ErrorDetail },
 }
 
-fn health(cell: &ModelCell) -> serde_json::Value {
-    let model = match cell.loaded() {
-        Some(m) => json!({
-            "loaded": true,
-            "name": m.spec.name,
-            "labels": m.spec.labels,
-            "multi_label": m.spec.multi_label,
-            "lang": m.spec.lang.map(|l| l.as_str()),
-            "max_tokens": m.spec.max_tokens,
-        }),
-        None => json!({ "loaded": false, "dir": cell.settings().model_dir }),
-    };
-    json!({ "status": "ok", "model": model, "memory": crate::memory::rss() })
+/// `model`: the default model (what a request naming no task gets); `models`: every model served.
+fn health(models: &Registry) -> serde_json::Value {
+    let model = models.default_entry().map_or(serde_json::Value::Null, Entry::describe);
+    let all: Vec<serde_json::Value> = models.entries().iter().map(Entry::describe).collect();
+    let mut memory = json!(crate::memory::rss());
+    memory["budget_mb"] = json!(models.settings().memory_budget_mb);
+    json!({ "status": "ok", "model": model, "models": all, "memory": memory })
 }
 
 #[cfg(test)]

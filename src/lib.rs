@@ -2,8 +2,8 @@
 //!
 //! The data path, one module per stage: [`request`] -> [`preprocess`] -> [`tokenize`] -> [`session`] ->
 //! [`postprocess`] -> [`handler`]'s response. [`model`] ties the stages to a model directory
-//! ([`model_dir`]) and holds the process-wide cell; [`server`], [`cli`] and `lambda_http` are
-//! the front doors.
+//! ([`model_dir`]); [`registry`] is the process-wide place that holds the models (one per task and
+//! language, loaded lazily); [`server`], [`cli`] and `lambda_http` are the front doors.
 
 pub mod cli;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod model;
 pub mod model_dir;
 pub mod postprocess;
 pub mod preprocess;
+pub mod registry;
 pub mod request;
 pub mod server;
 pub mod session;

@@ -8,20 +8,22 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
 use sentimiento::config::Settings;
-use sentimiento::model::ModelCell;
+use sentimiento::registry::Registry;
 use sentimiento::{cli, handler, logging, server};
 
-/// The one process-wide model cell.
-static MODEL: OnceLock<ModelCell> = OnceLock::new();
+/// The one process-wide place that holds the models.
+static MODELS: OnceLock<Registry> = OnceLock::new();
 
-const USAGE: &str = "usage: sentimiento [serve | predict TEXT... | preprocess [--lang es] | help]
+const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [--include-sentence] TEXT... | preprocess [--lang es] | help]
   (no command)    the Lambda runtime under AWS Lambda, else `serve`
   serve           HTTP server on $PORT (default 8080): POST /predict, GET /health
-  predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON
+  predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON; --task and
+                  --lang choose the model when MODEL_DIR holds several (MODEL_DIR/<task>/<lang>/);
+                  --include-sentence adds the preprocessed text
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
-  SENTIMIENTO_MAX_IN_FLIGHT, RUST_LOG";
+  SENTIMIENTO_MAX_IN_FLIGHT, SENTIMIENTO_MEMORY_MB, RUST_LOG";
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
@@ -66,14 +68,14 @@ async fn run() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let port = settings.port;
-    let cell = MODEL.get_or_init(|| ModelCell::new(settings));
+    let models = MODELS.get_or_init(|| Registry::new(settings));
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] if on_lambda => {
-            run_lambda(cell).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
+            run_lambda(models).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
         }
-        [] | ["serve"] => serve(cell, port).await,
-        ["predict", _, ..] => match cli::predict(cell, &args[1..]).await {
+        [] | ["serve"] => serve(models, port).await,
+        ["predict", _, ..] => match cli::predict(models, &args[1..]).await {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS
@@ -93,25 +95,28 @@ async fn run() -> ExitCode {
     }
 }
 
-async fn run_lambda(cell: &'static ModelCell) -> Result<(), lambda_runtime::Error> {
-    if cell.settings().eager {
-        // Loads inside Lambda's init phase; a failure is logged and retried on the first request.
-        let _ = cell.get().await;
-    }
-    let handler = move |req| async move { Ok::<_, Infallible>(handler::handle(cell, req).await) };
+async fn run_lambda(models: &'static Registry) -> Result<(), lambda_runtime::Error> {
+    load_eagerly(models).await;
+    let handler = move |req| async move { Ok::<_, Infallible>(handler::handle(models, req).await) };
     lambda_http::run(lambda_http::service_fn(handler)).await
 }
 
-async fn serve(cell: &'static ModelCell, port: u16) -> ExitCode {
-    if cell.settings().eager {
-        let _ = cell.get().await;
+/// SENTIMIENTO_EAGER=1 loads the default model at start-up (inside Lambda's init phase); a
+/// failure is logged and retried on the first request.
+async fn load_eagerly(models: &'static Registry) {
+    if let (true, Some(entry)) = (models.settings().eager, models.default_entry()) {
+        let _ = models.get(entry).await;
     }
-    let in_flight = Arc::new(Semaphore::new(cell.settings().max_in_flight));
+}
+
+async fn serve(models: &'static Registry, port: u16) -> ExitCode {
+    load_eagerly(models).await;
+    let in_flight = Arc::new(Semaphore::new(models.settings().max_in_flight));
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
         Ok(listener) => listener,
         Err(e) => return fail(&format!("cannot listen on port {port}: {e}")),
     };
-    match server::serve(cell, listener, in_flight, server::shutdown_signal()).await {
+    match server::serve(models, listener, in_flight, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

@@ -12,6 +12,23 @@ pub fn rss() -> Option<Rss> {
     parse(&std::fs::read_to_string("/proc/self/status").ok()?)
 }
 
+/// Resident set size now, in KiB (0 where /proc is not available).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("");
+    line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+}
+
+/// Hands freed heap pages back to the kernel after a model is unloaded, so that the next model's
+/// memory check sees them gone (glibc otherwise keeps them for reuse).
+pub fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused memory of the allocator's own arenas to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn parse(status: &str) -> Option<Rss> {
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -36,5 +53,6 @@ mod tests {
     fn reads_this_process() {
         let now = rss().expect("/proc/self/status");
         assert!(now.rss_mb > 0.0 && now.peak_rss_mb >= now.rss_mb);
+        assert!(rss_kib() > 0);
     }
 }

@@ -1,22 +1,20 @@
-//! The model: spec + tokenizer + ONNX session, and the one process-wide cell that holds it.
+//! One model: spec + tokenizer + ONNX session, loaded from its directory.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::OnceCell;
-
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::model_dir::ModelSpec;
 use crate::postprocess::{self, Prediction};
-use crate::preprocess::{Options, Preprocessor};
+use crate::preprocess::Preprocessor;
 use crate::session::Classifier;
 use crate::tokenize::TextEncoder;
 
 pub struct Model {
     pub spec: ModelSpec,
-    preprocessor: Preprocessor,
-    /// pysentimiento's defaults, built once rather than per text.
-    options: Options,
+    /// Shared by every model of the process: compiled rules and the emoji table.
+    preprocessor: Arc<Preprocessor>,
     encoder: TextEncoder,
     classifier: Classifier,
     /// Where the cold start went, for the `model_loaded` log line.
@@ -30,8 +28,8 @@ pub struct LoadTimes {
 }
 
 impl Model {
-    pub fn load(settings: &Settings) -> Result<Self, String> {
-        let spec = ModelSpec::read(&settings.model_dir)?;
+    pub fn load(dir: &Path, settings: &Settings, preprocessor: Arc<Preprocessor>) -> Result<Self, String> {
+        let spec = ModelSpec::read(dir)?;
         // The tokenizer (~50 ms) loads on a second thread while ONNX Runtime builds the session.
         let (encoder, classifier) = std::thread::scope(|scope| {
             let encoder = scope.spawn(|| {
@@ -47,21 +45,14 @@ impl Model {
         let (encoder, classifier) = (encoder.0?, classifier.0?);
         match classifier.declared_width() {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
-            _ => Ok(Self {
-                spec,
-                preprocessor: Preprocessor::new(),
-                options: Options::default(),
-                encoder,
-                classifier,
-                load_ms,
-            }),
+            _ => Ok(Self { spec, preprocessor, encoder, classifier, load_ms }),
         }
     }
 
-    /// The text the model reads: pysentimiento's preprocessing in the model's language.
+    /// The text the model reads: pysentimiento's preprocessing with the model's language and arguments.
     pub fn preprocess(&self, text: &str) -> String {
         match self.spec.lang {
-            Some(lang) => self.preprocessor.preprocess(text, lang, &self.options),
+            Some(lang) => self.preprocessor.preprocess(text, lang, &self.spec.options),
             None => text.to_string(),
         }
     }
@@ -100,58 +91,4 @@ fn width_mismatch(width: usize, spec: &ModelSpec) -> String {
         spec.labels.len(),
         spec.labels
     )
-}
-
-/// Filled on the first request (cold start) and reused by every warm one. A failed load is not
-/// kept: the next request tries again, so fixing the model directory needs no restart.
-pub struct ModelCell {
-    settings: Settings,
-    model: OnceCell<Model>,
-}
-
-impl ModelCell {
-    pub fn new(settings: Settings) -> Self {
-        Self { settings, model: OnceCell::new() }
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    pub fn loaded(&self) -> Option<&Model> {
-        self.model.get()
-    }
-
-    pub async fn get(&self) -> Result<&Model, ApiError> {
-        self.model.get_or_try_init(|| self.load()).await
-    }
-
-    async fn load(&self) -> Result<Model, ApiError> {
-        let settings = self.settings.clone();
-        let started = Instant::now();
-        // Loading reads ~100 MB and builds the session: keep it off the async workers.
-        let loaded = tokio::task::spawn_blocking(move || Model::load(&settings))
-            .await
-            .map_err(|e| format!("model loading panicked: {e}"))
-            .and_then(|r| r);
-        match loaded {
-            Ok(model) => {
-                let rss = crate::memory::rss();
-                tracing::info!(
-                    event = "model_loaded",
-                    model = %model.spec.name,
-                    load_ms = started.elapsed().as_millis() as u64,
-                    tokenizer_ms = model.load_ms.tokenizer,
-                    session_ms = model.load_ms.session,
-                    rss_mb = rss.map(|r| r.rss_mb),
-                    peak_rss_mb = rss.map(|r| r.peak_rss_mb),
-                );
-                Ok(model)
-            }
-            Err(message) => {
-                tracing::error!(event = "model_load_failed", error = %message);
-                Err(ApiError::ModelUnavailable(message))
-            }
-        }
-    }
 }

@@ -3,9 +3,10 @@
 //! - `model.onnx`: `input_ids`, `attention_mask` (and `token_type_ids` if declared) -> `logits`
 //! - `tokenizer.json`: a Hugging Face tokenizer
 //! - `config.json`: Hugging Face config (`id2label`, `problem_type`, `max_position_embeddings`, `pad_token_id`)
-//! - `pipeline.json` (optional): `name`, `lang` (pysentimiento preprocessing language, `null` for none),
-//!   `prefix` (e.g. e5's "query: "), `max_tokens`, `pre_optimized` (the graph went through ONNX
-//!   Runtime's optimiser offline, model/optimize.py: load it as is)
+//! - `pipeline.json` (optional): `name`, `task` (pysentimiento's task name), `lang` (pysentimiento
+//!   preprocessing language, `null` for none), `preprocessing` (`preprocess_tweet`'s other keyword
+//!   arguments), `prefix` (e.g. e5's "query: "), `max_tokens`, `pre_optimized` (the graph went
+//!   through ONNX Runtime's optimiser offline, model/optimize.py: load it as is)
 //! - `model.onnx.data` (optional): the weights, when model.onnx keeps them outside (ONNX external data)
 
 use std::collections::BTreeMap;
@@ -13,19 +14,27 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::preprocess::Lang;
+use crate::preprocess::{Lang, Options};
 
 /// Tokens per text when neither pipeline.json nor the positions limit say otherwise (pysentimiento's).
 const DEFAULT_MAX_TOKENS: usize = 128;
+/// The task a model directory serves when its pipeline.json does not say.
+pub const DEFAULT_TASK: &str = "sentiment";
+/// RoBERTa-family models number positions from `pad_token_id + 1`, so `pad_token_id + 1` of their
+/// `max_position_embeddings` can never be used (RoBERTuito: 130 -> 128 tokens).
+const OFFSET_POSITIONS: [&str; 3] = ["roberta", "xlm-roberta", "camembert"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     pub dir: PathBuf,
     pub name: String,
+    pub task: String,
     pub labels: Vec<String>,
     pub multi_label: bool,
     /// Preprocessing language; `None`: texts reach the tokenizer as sent.
     pub lang: Option<Lang>,
+    /// `preprocess_tweet`'s keyword arguments besides `lang` (pysentimiento's defaults when absent).
+    pub options: Options,
     pub prefix: String,
     pub max_tokens: usize,
     pub pad_id: i64,
@@ -42,18 +51,24 @@ struct HfConfig {
     max_position_embeddings: Option<usize>,
     #[serde(default)]
     pad_token_id: Option<i64>,
+    #[serde(default)]
+    model_type: Option<String>,
     #[serde(default, rename = "_name_or_path")]
     name_or_path: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Pipeline {
+pub struct Pipeline {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default = "sentiment")]
+    pub task: String,
     /// Absent: Spanish, the project's purpose; `null`: no preprocessing.
     #[serde(default = "spanish")]
-    lang: Option<String>,
+    pub lang: Option<String>,
+    #[serde(default)]
+    preprocessing: Options,
     #[serde(default)]
     prefix: String,
     #[serde(default)]
@@ -64,12 +79,28 @@ struct Pipeline {
 
 impl Default for Pipeline {
     fn default() -> Self {
-        Self { name: None, lang: spanish(), prefix: String::new(), max_tokens: None, pre_optimized: false }
+        serde_json::from_str("{}").expect("every pipeline.json field has a default")
+    }
+}
+
+impl Pipeline {
+    /// `dir/pipeline.json`, or every default when the file is absent.
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("pipeline.json");
+        if path.exists() {
+            read_json(&path)
+        } else {
+            Ok(Self::default())
+        }
     }
 }
 
 fn spanish() -> Option<String> {
     Some("es".into())
+}
+
+fn sentiment() -> String {
+    DEFAULT_TASK.into()
 }
 
 impl ModelSpec {
@@ -86,25 +117,49 @@ impl ModelSpec {
             return Err(format!("model directory {} does not exist (set MODEL_DIR)", dir.display()));
         }
         let config: HfConfig = read_json(&dir.join("config.json"))?;
-        let pipeline_path = dir.join("pipeline.json");
-        let pipeline: Pipeline =
-            if pipeline_path.exists() { read_json(&pipeline_path)? } else { Pipeline::default() };
+        let pipeline = Pipeline::read(dir)?;
         let labels =
             labels(&config.id2label).map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
-        // RoBERTa reserves 2 positions (max_position_embeddings 130 -> 128 tokens); never exceed either.
-        let positions = config.max_position_embeddings.unwrap_or(DEFAULT_MAX_TOKENS);
-        let max_tokens = pipeline.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).min(positions);
+        let max_tokens =
+            max_tokens(pipeline.max_tokens, &config).map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir.display().to_string()),
+            task: pipeline.task,
             labels,
             multi_label: config.problem_type.as_deref() == Some("multi_label_classification"),
             lang: pipeline.lang.map(|l| l.parse()).transpose().map_err(|e| format!("pipeline.json: {e}"))?,
+            options: pipeline.preprocessing,
             prefix: pipeline.prefix,
             max_tokens,
             pad_id: config.pad_token_id.unwrap_or(0),
             pre_optimized: pipeline.pre_optimized,
         })
+    }
+}
+
+/// Tokens the model may read: pipeline.json's `max_tokens` (default 128), refused when it asks
+/// for more positions than the model has: a RoBERTa model fed 130 tokens fails inside the graph
+/// (`Gather` index out of range) on every long text.
+fn max_tokens(asked: Option<usize>, config: &HfConfig) -> Result<usize, String> {
+    let Some(positions) = config.max_position_embeddings else {
+        return Ok(asked.unwrap_or(DEFAULT_MAX_TOKENS));
+    };
+    let offset = match config.model_type.as_deref() {
+        Some(kind) if OFFSET_POSITIONS.contains(&kind) => {
+            config.pad_token_id.unwrap_or(1).max(0) as usize + 1
+        }
+        _ => 0,
+    };
+    let usable = positions.saturating_sub(offset);
+    match asked {
+        None => Ok(DEFAULT_MAX_TOKENS.min(usable)),
+        Some(n) if n >= 2 && n <= usable => Ok(n),
+        Some(n) => Err(format!(
+            "pipeline.json max_tokens {n} is not within 2..={usable}, the positions this {} model can read \
+             (max_position_embeddings {positions})",
+            config.model_type.as_deref().unwrap_or("")
+        )),
     }
 }
 
@@ -161,12 +216,55 @@ mod tests {
         assert_eq!(spec.lang, Some(Lang::Es));
         assert_eq!(spec.name, "fixture/tiny");
         assert!(!spec.pre_optimized, "absent means the optimiser runs at load");
+        assert_eq!(spec.task, "sentiment");
     }
 
     #[test]
     fn pre_optimized_comes_from_pipeline_json() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-external");
         assert!(ModelSpec::read(&dir).unwrap().pre_optimized);
+    }
+
+    fn config(model_type: &str, positions: usize) -> HfConfig {
+        let json = serde_json::json!({"model_type": model_type, "max_position_embeddings": positions, "pad_token_id": 1});
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn max_tokens_respects_the_positions_a_roberta_model_can_read() {
+        let roberta = config("roberta", 130);
+        assert_eq!(max_tokens(None, &roberta), Ok(128));
+        assert_eq!(max_tokens(Some(128), &roberta), Ok(128));
+        let err = max_tokens(Some(130), &roberta).unwrap_err();
+        assert!(err.contains("2..=128") && err.contains("130"), "{err}");
+        let bert = config("bert", 512);
+        assert_eq!(max_tokens(None, &bert), Ok(128));
+        assert_eq!(max_tokens(Some(512), &bert), Ok(512));
+        assert!(max_tokens(Some(513), &bert).is_err());
+    }
+
+    #[test]
+    fn pipeline_carries_task_and_preprocessing_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = r#"{"task": "hate_speech", "lang": "en",
+            "preprocessing": {"user_token": "@USER", "url_token": "HTTPURL", "demoji": false}}"#;
+        std::fs::write(dir.path().join("pipeline.json"), pipeline).unwrap();
+        let read = Pipeline::read(dir.path()).unwrap();
+        assert_eq!((read.task.as_str(), read.lang.as_deref()), ("hate_speech", Some("en")));
+        assert_eq!(read.preprocessing.user_token.as_deref(), Some("@USER"));
+        assert!(!read.preprocessing.demoji);
+        assert_eq!(read.preprocessing.shorten, Some(3), "unnamed arguments keep pysentimiento's defaults");
+
+        std::fs::write(dir.path().join("pipeline.json"), r#"{"preprocessing": {"user_tok": "x"}}"#).unwrap();
+        let err = Pipeline::read(dir.path()).err().unwrap();
+        assert!(err.contains("unknown field `user_tok`"), "{err}");
+    }
+
+    #[test]
+    fn absent_pipeline_means_spanish_sentiment() {
+        let read = Pipeline::read(Path::new("/nonexistent")).unwrap();
+        assert_eq!((read.task.as_str(), read.lang.as_deref()), ("sentiment", Some("es")));
+        assert_eq!(read.preprocessing, Options::default());
     }
 
     #[test]

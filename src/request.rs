@@ -15,6 +15,9 @@ pub struct PredictRequest {
     pub batch: bool,
     /// `"include_sentence": true` echoes the preprocessed text (pysentimiento's `sentence`).
     pub include_sentence: bool,
+    /// Which model: pysentimiento's task name and language; `None` takes the function's default.
+    pub task: Option<String>,
+    pub lang: Option<String>,
 }
 
 /// Unknown fields are rejected: a typo such as `"txt"` should fail loudly, not be ignored.
@@ -25,6 +28,8 @@ struct Body {
     texts: Option<Vec<String>>,
     #[serde(default)]
     include_sentence: bool,
+    task: Option<String>,
+    lang: Option<String>,
 }
 
 /// A missing content type is taken as JSON (some clients of function URLs send none); any other is refused.
@@ -61,17 +66,15 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
             Err(e) => json_error(e),
         });
     }
-    let parsed: Body = serde_json::from_str(text).map_err(json_error)?;
-    let include_sentence = parsed.include_sentence;
-    match (parsed.text, parsed.texts) {
-        (Some(text), None) => {
-            let item = check_text(text, "text".into())?;
-            Ok(PredictRequest { items: vec![Ok(item)], batch: false, include_sentence })
-        }
+    let Body { text, texts, include_sentence, task, lang } =
+        serde_json::from_str(text).map_err(json_error)?;
+    let request = |items, batch| PredictRequest { items, batch, include_sentence, task, lang };
+    match (text, texts) {
+        (Some(text), None) => Ok(request(vec![Ok(check_text(text, "text".into())?)], false)),
         (None, Some(texts)) => {
             check_batch_size(texts.len())?;
             let items = texts.into_iter().enumerate().map(|(i, t)| check_text(t, format!("texts[{i}]")));
-            Ok(PredictRequest { items: items.collect(), batch: true, include_sentence })
+            Ok(request(items.collect(), true))
         }
         (Some(_), Some(_)) => Err(invalid("send either \"text\" or \"texts\", not both")),
         (None, None) => Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
@@ -132,6 +135,15 @@ mod tests {
         let r = parse(r#"{"text": "qué buen día"}"#).unwrap();
         assert_eq!((texts(&r), r.batch, r.include_sentence), (vec!["qué buen día"], false, false));
         assert!(parse(r#"{"text": "x", "include_sentence": true}"#).unwrap().include_sentence);
+    }
+
+    #[test]
+    fn task_and_lang_choose_the_model() {
+        let r = parse(r#"{"text": "x", "task": "emotion", "lang": "en"}"#).unwrap();
+        assert_eq!((r.task.as_deref(), r.lang.as_deref()), (Some("emotion"), Some("en")));
+        let r = parse(r#"{"texts": ["x"]}"#).unwrap();
+        assert_eq!((r.task, r.lang), (None, None));
+        assert!(parse(r#"{"text": "x", "task": 3}"#).unwrap_err().message().contains("invalid type"));
     }
 
     #[test]

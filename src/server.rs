@@ -23,13 +23,13 @@ use tokio::sync::Semaphore;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::handler::{endpoint, error_response, handle};
-use crate::model::ModelCell;
+use crate::registry::Registry;
 
 /// How long shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(25);
 
 pub async fn serve(
-    cell: &'static ModelCell,
+    models: &'static Registry,
     listener: TcpListener,
     in_flight: Arc<Semaphore>,
     shutdown: impl Future<Output = ()>,
@@ -45,7 +45,7 @@ pub async fn serve(
         let in_flight = in_flight.clone();
         let service = service_fn(move |req| {
             let in_flight = in_flight.clone();
-            async move { Ok::<_, Infallible>(respond(cell, req, in_flight).await) }
+            async move { Ok::<_, Infallible>(respond(models, req, in_flight).await) }
         });
         let connection =
             graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
@@ -63,7 +63,7 @@ pub async fn serve(
 }
 
 async fn respond(
-    cell: &'static ModelCell,
+    models: &'static Registry,
     req: Request<Incoming>,
     in_flight: Arc<Semaphore>,
 ) -> Response<Full<Bytes>> {
@@ -75,7 +75,7 @@ async fn respond(
             error_response(&ApiError::Overloaded("too many requests in flight; retry shortly".into()))
         }
         (_, _permit) => match read_body(req).await {
-            Ok(req) => handle(cell, req).await,
+            Ok(req) => handle(models, req).await,
             Err(err) => error_response(&err),
         },
     };

@@ -23,13 +23,13 @@ def export_layout(dst):
         shutil.copyfile(FIXTURE / name, dst / name)
 
 
-def importer(src, out):
-    return subprocess.run([sys.executable, str(ROOT / "model/import_model.py"), "--from", str(src), "--out", str(out)],
-                          capture_output=True, text=True)
+def importer(src, out, *options):
+    return subprocess.run([sys.executable, str(ROOT / "model/import_model.py"), "--from", str(src), "--out", str(out),
+                           *options], capture_output=True, text=True)
 
 
-def predict(binary, model_dir):
-    return subprocess.run([binary, "predict", "me encanta, genial"], capture_output=True, text=True,
+def predict(binary, model_dir, *options, text="me encanta, genial"):
+    return subprocess.run([binary, "predict", *options, text], capture_output=True, text=True,
                           env=dict(os.environ, MODEL_DIR=str(model_dir)))
 
 
@@ -50,6 +50,14 @@ def main():
         same = answer.returncode == 0 and answer.stdout == predict(binary, FIXTURE).stdout
         ok = pipeline.get("pre_optimized") is True and same
         print(f"{'ok  ' if ok else 'FAIL'} optimised offline, same answer as the export: {answer.stdout.strip()}")
+        passed, failed = passed + ok, failed + (not ok)
+
+        # The language reaches preprocessing: an Italian model reads Italian user tokens.
+        done = importer(tmp / "export", tmp / "italian", "--task", "irony", "--lang", "it")
+        answer = predict(binary, tmp / "italian", "--task", "irony", "--include-sentence", text="@ana genial")
+        sentence = json.loads(answer.stdout).get("sentence") if answer.returncode == 0 else answer.stderr
+        ok = done.returncode == 0 and sentence == "##user genial"
+        print(f"{'ok  ' if ok else 'FAIL'} --lang it --task irony reach the function: {sentence}")
         passed, failed = passed + ok, failed + (not ok)
 
         config = json.loads((tmp / "export/config.json").read_text())

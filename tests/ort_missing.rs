@@ -4,13 +4,13 @@
 mod common;
 
 use sentimiento::config::Settings;
-use sentimiento::model::ModelCell;
+use sentimiento::registry::Registry;
 
 #[tokio::test]
 async fn missing_library_is_503_with_the_fix() {
     let mut settings = Settings::for_model(common::fixture("tiny"));
     settings.ort_library = vec!["/nonexistent/libonnxruntime.so".into()];
-    let cell: &'static ModelCell = Box::leak(Box::new(ModelCell::new(settings)));
+    let cell: &'static Registry = Box::leak(Box::new(Registry::new(settings)));
     let reply = common::call(cell, "POST", "/predict", Some(r#"{"text": "hola"}"#)).await;
     assert_eq!(reply.status, 503);
     let message = reply.json["error"]["message"].as_str().unwrap();

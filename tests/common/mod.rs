@@ -7,16 +7,21 @@ use aws_lambda_events::encodings::Body;
 use lambda_http::http::Request;
 use sentimiento::config::Settings;
 use sentimiento::handler::handle;
-use sentimiento::model::ModelCell;
+use sentimiento::registry::Registry;
 use serde_json::Value;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-/// Leaked on purpose: the handler takes the cell as `&'static`, as the binary's static does.
-pub fn cell(model_dir: impl Into<PathBuf>) -> &'static ModelCell {
-    Box::leak(Box::new(ModelCell::new(Settings::for_model(model_dir))))
+/// Leaked on purpose: the handler takes the registry as `&'static`, as the binary's static does.
+pub fn registry(settings: Settings) -> &'static Registry {
+    Box::leak(Box::new(Registry::new(settings)))
+}
+
+/// The models of `model_dir` with every other setting at its default.
+pub fn cell(model_dir: impl Into<PathBuf>) -> &'static Registry {
+    registry(Settings::for_model(model_dir))
 }
 
 pub struct Reply {
@@ -25,12 +30,12 @@ pub struct Reply {
     pub json: Value,
 }
 
-pub async fn call(cell: &'static ModelCell, method: &str, path: &str, body: Option<&str>) -> Reply {
+pub async fn call(cell: &'static Registry, method: &str, path: &str, body: Option<&str>) -> Reply {
     call_with(cell, method, path, Some("application/json"), body.map(|b| b.as_bytes().to_vec())).await
 }
 
 pub async fn call_with(
-    cell: &'static ModelCell,
+    cell: &'static Registry,
     method: &str,
     path: &str,
     content_type: Option<&str>,
@@ -46,7 +51,7 @@ pub async fn call_with(
     Reply { status: response.status().as_u16(), headers: response.headers().clone(), json }
 }
 
-pub async fn predict(cell: &'static ModelCell, text: &str) -> Value {
+pub async fn predict(cell: &'static Registry, text: &str) -> Value {
     let body = serde_json::json!({ "text": text }).to_string();
     let reply = call(cell, "POST", "/predict", Some(&body)).await;
     assert_eq!(reply.status, 200, "{}", reply.json);

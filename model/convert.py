@@ -1,0 +1,202 @@
+"""make model HF_MODEL=<hub id or local checkpoint dir>: a pysentimiento (Hugging Face) sequence
+classifier converted to the function's model directory, int8 by default.
+
+    python model/convert.py --from SRC --out DIR [--task sentiment] [--lang es] [--precision int8|fp32]
+
+Stages: read the checkpoint and refuse what the function cannot serve (an architecture other than
+a BERT/RoBERTa-family sequence classifier, labels left at LABEL_0..) -> tokenizer.json (converted
+from a slow tokenizer when the checkpoint has none, and checked id for id against transformers) ->
+ONNX export with PyTorch (checked against PyTorch's logits) -> int8 (the recipe below) -> the
+import step (model/import_model.py: validate, optimise offline, pipeline.json). report.json keeps
+the figures: how far the int8 graph is from PyTorch's fp32 on the check texts.
+
+pipeline.json carries what pysentimiento's analyzer does for the model: the task, the language,
+max length 128, and the preprocessing arguments of pysentimiento's model table
+(model/pysentimiento-models.json) when SRC is one of its hub ids; for any other SRC, as
+pysentimiento does for a `model_name`, only what --preprocessing gives.
+
+Runs in the pinned venv of tests/pysentimiento/requirements.txt (PyTorch, transformers); with
+HF_HUB_OFFLINE=1 (the Makefile sets it for local directories) nothing is fetched.
+"""
+import argparse
+import json
+import pathlib
+import random
+import sys
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from tokenizers import Tokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import import_model  # noqa: E402
+
+# Model types whose sequence classifiers export and run with the function's inputs
+# (input_ids, attention_mask, token_type_ids when the tokenizer makes them) and are tested here:
+# RoBERTa (RoBERTuito, BERTweet, BERTabaporu) and BERT (BETO, the Italian and Portuguese BERTs).
+SERVABLE = ("roberta", "xlm-roberta", "camembert", "bert")
+CHECK_TEXTS = 300
+OPSET = 17
+
+
+def refuse(message):
+    sys.exit(f"convert: refused: {message}")
+
+
+def check_texts(lang):
+    """Tweet-like texts from the golden corpus, preprocessed as pysentimiento does."""
+    from pysentimiento.preprocessing import preprocess_tweet
+    rows = [json.loads(line) for line in (HERE.parent / "tests/golden/preprocess.jsonl").open()]
+    texts = [r["text"] for r in rows if not r["args"] and r["text"].strip()]
+    random.Random(0).shuffle(texts)
+    long_text = " ".join(texts[:60])  # past 128 tokens: truncation is checked too
+    return [preprocess_tweet(t, lang=lang) for t in texts[:CHECK_TEXTS] + [long_text]]
+
+
+def read_checkpoint(src):
+    config = AutoConfig.from_pretrained(src)
+    architecture = (config.architectures or ["(none)"])[0]
+    if config.model_type not in SERVABLE:
+        refuse(f"{src}: model_type {config.model_type!r} ({architecture}) is not one the function runs "
+               f"({', '.join(SERVABLE)})")
+    if not architecture.endswith("ForSequenceClassification"):
+        refuse(f"{src}: {architecture} is not a sequence classifier (only text classification tasks convert: "
+               f"sentiment, emotion, hate_speech, irony)")
+    labels = [config.id2label[i] for i in range(config.num_labels)]
+    if labels == [f"LABEL_{i}" for i in range(len(labels))]:
+        refuse(f"{src}: config.json names no labels (id2label is transformers' default {labels}); "
+               f"set id2label to the model's label names")
+    model = AutoModelForSequenceClassification.from_pretrained(src).eval()
+    return config, model
+
+
+def tokenizer_json(src, out, texts):
+    """Writes out/tokenizer.json and checks that it encodes every check text as transformers does."""
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    if not tokenizer.is_fast:
+        refuse(f"{src}: {type(tokenizer).__name__} has no tokenizer.json and transformers cannot convert it to "
+               f"one (pysentimiento's English BERTweet models are such); the function needs a Hugging Face "
+               f"tokenizer.json")
+    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    try:
+        reference = AutoTokenizer.from_pretrained(src, use_fast=False)  # the original, when it is slow
+    except (ValueError, OSError, TypeError):
+        reference = tokenizer
+    served = Tokenizer.from_file(str(out / "tokenizer.json"))
+    served.enable_truncation(import_model.MAX_TOKENS)
+    for text in texts:
+        want = reference(text, truncation=True, max_length=import_model.MAX_TOKENS)["input_ids"]
+        got = served.encode(text).ids
+        if got != want:
+            refuse(f"{src}: the converted tokenizer.json encodes {text!r} as {got[:12]}..., "
+                   f"{type(reference).__name__} as {want[:12]}...")
+    return tokenizer, type(reference).__name__
+
+
+def export(model, tokenizer, path):
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+    sample = tokenizer(["hola mundo", "qué tal"], return_tensors="pt")
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(sample[n] for n in names), str(path), input_names=names,
+                          output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    return names
+
+
+def logits_torch(model, tokenizer, texts):
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, truncation=True, max_length=import_model.MAX_TOKENS, return_tensors="pt")
+            rows.append(model(**ids).logits[0].numpy())
+    return np.array(rows)
+
+
+def logits_onnx(path, tokenizer, texts, names):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rows = []
+    for text in texts:
+        ids = tokenizer(text, truncation=True, max_length=import_model.MAX_TOKENS, return_tensors="np")
+        rows.append(session.run(["logits"], {n: ids[n].astype(np.int64) for n in names})[0][0])
+    return np.array(rows)
+
+
+def probabilities(logits, multi_label):
+    if multi_label:
+        return 1 / (1 + np.exp(-logits))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def labels_of(probs, multi_label):
+    return [tuple(p > 0.5) for p in probs] if multi_label else list(probs.argmax(axis=1))
+
+
+def quantize(fp32, int8):
+    """int8 weights for every MatMul and the embedding Gathers, one scale per output channel.
+    Chosen by measurement against pysentimiento's fp32 outputs (README, "pysentimiento's models")."""
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gather"])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--from", dest="src", required=True, help="hub id or local checkpoint directory")
+    p.add_argument("--out", required=True)
+    p.add_argument("--task", default="sentiment")
+    p.add_argument("--lang", default="es")
+    p.add_argument("--precision", choices=("int8", "fp32"), default="int8")
+    p.add_argument("--preprocessing", default=None, help="preprocess_tweet arguments as JSON")
+    args = p.parse_args()
+    table = json.loads((HERE / "pysentimiento-models.json").read_text())
+    builtin = table.get(args.lang, {}).get(args.task, {})
+    if args.preprocessing is not None:
+        preprocessing = json.loads(args.preprocessing)
+    else:
+        preprocessing = builtin.get("preprocessing_args", {}) if builtin.get("model_name") == args.src else {}
+    out = pathlib.Path(args.out)
+
+    config, model = read_checkpoint(args.src)
+    multi_label = config.problem_type == "multi_label_classification"
+    texts = check_texts(args.lang)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        tokenizer, tokenizer_checked = tokenizer_json(args.src, work, texts)
+        config.save_pretrained(work)
+        names = export(model, tokenizer, work / "fp32.onnx")
+        reference = logits_torch(model, tokenizer, texts)
+        exported = logits_onnx(work / "fp32.onnx", tokenizer, texts, names)
+        export_error = float(np.abs(exported - reference).max())
+        if export_error > 1e-4:
+            refuse(f"the ONNX export differs from PyTorch by {export_error:.2g} (limit 1e-4)")
+        served = work / "fp32.onnx"
+        if args.precision == "int8":
+            quantize(served, work / "int8.onnx")
+            served = work / "int8.onnx"
+        p_ref = probabilities(reference, multi_label)
+        p_served = probabilities(logits_onnx(served, tokenizer, texts, names), multi_label)
+        agreement = float(np.mean([a == b for a, b in zip(labels_of(p_ref, multi_label),
+                                                               labels_of(p_served, multi_label))]))
+        name = args.src if builtin.get("model_name") == args.src else pathlib.Path(args.src).name
+        pipeline_json = import_model.pipeline(name, args.task, args.lang, config.to_dict(), preprocessing)
+        labels = import_model.install(served, work, out, pipeline_json)
+    report = {
+        "source": args.src, "task": args.task, "lang": args.lang, "precision": args.precision,
+        "architecture": config.architectures[0], "labels": labels, "tokenizer_checked_against": tokenizer_checked,
+        "check_texts": len(texts), "export_max_abs_logit_error": export_error,
+        "vs_pytorch_fp32": {"label_agreement": agreement,
+                            "max_abs_probability_difference": float(np.abs(p_served - p_ref).max())},
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    print(f"converted {args.src} ({args.precision}, {len(labels)} labels) into {out}: "
+          f"{agreement:.1%} same labels as PyTorch fp32, max |dp| "
+          f"{report['vs_pytorch_fp32']['max_abs_probability_difference']:.2g}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+//! The process-wide place that holds the models: which (task, lang) pairs the function serves,
+//! which are loaded, and which to unload when memory runs short.
+//!
+//! `MODEL_DIR` holds one model (its files at the top, as `make model` writes it) or one model per
+//! task and language, `MODEL_DIR/<task>/<lang>/` with pysentimiento's task names. Each model loads
+//! on its first request (the cold start) and stays warm. With a memory budget, the least recently
+//! used model is unloaded before loading one that would not fit, so a third model does not kill a
+//! 512 MB function.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::memory;
+use crate::model::Model;
+use crate::model_dir::{ModelSpec, Pipeline, DEFAULT_TASK};
+use crate::preprocess::Preprocessor;
+
+/// The language a request gets when it names none and the task has several.
+const DEFAULT_LANG: &str = "es";
+
+pub struct Registry {
+    settings: Settings,
+    entries: Vec<Entry>,
+    /// What a request that names no task and no language gets: sentiment/es, else the only model.
+    default: Option<usize>,
+    preprocessor: OnceLock<Arc<Preprocessor>>,
+    /// One load at a time, so that the memory check and the load it made room for do not interleave.
+    loading: tokio::sync::Mutex<()>,
+    clock: AtomicU64,
+}
+
+/// One servable (task, lang) pair and its model directory.
+pub struct Entry {
+    pub task: String,
+    pub lang: String,
+    pub dir: PathBuf,
+    /// Found as `<task>/<lang>/` (checked against its pipeline.json) rather than alone at the top.
+    nested: bool,
+    model: RwLock<Option<Arc<Model>>>,
+    last_used: AtomicU64,
+    /// KiB of resident memory the model added when it last loaded; 0 until then.
+    measured_kib: AtomicU64,
+}
+
+impl Registry {
+    /// Lists what `settings.model_dir` holds; nothing is loaded yet.
+    pub fn new(settings: Settings) -> Self {
+        let entries: Vec<Entry> = discover(&settings.model_dir)
+            .into_iter()
+            .map(|(task, lang, dir, nested)| Entry {
+                task,
+                lang,
+                dir,
+                nested,
+                model: RwLock::new(None),
+                last_used: AtomicU64::new(0),
+                measured_kib: AtomicU64::new(0),
+            })
+            .collect();
+        let default = match entries.iter().position(|e| e.task == DEFAULT_TASK && e.lang == DEFAULT_LANG) {
+            Some(i) => Some(i),
+            None => (entries.len() == 1).then_some(0),
+        };
+        Self {
+            settings,
+            entries,
+            default,
+            preprocessor: OnceLock::new(),
+            loading: tokio::sync::Mutex::new(()),
+            clock: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn default_entry(&self) -> Option<&Entry> {
+        self.default.map(|i| &self.entries[i])
+    }
+
+    /// The model a request asked for. A missing task or language takes sentiment / es when that
+    /// narrows the choice to one model; anything else is a 400 that lists what is served.
+    pub fn resolve(&self, task: Option<&str>, lang: Option<&str>) -> Result<&Entry, ApiError> {
+        if let (None, None, Some(entry)) = (task, lang, self.default_entry()) {
+            return Ok(entry);
+        }
+        let matching: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| task.is_none_or(|t| t == e.task) && lang.is_none_or(|l| l == e.lang))
+            .collect();
+        let chosen = match matching.as_slice() {
+            [one] => Some(*one),
+            several => several.iter().copied().find(|e| {
+                (task.is_some() || e.task == DEFAULT_TASK) && (lang.is_some() || e.lang == DEFAULT_LANG)
+            }),
+        };
+        chosen.ok_or_else(|| {
+            let asked = json!({ "task": task, "lang": lang });
+            let served: Vec<String> = self.entries.iter().map(|e| format!("{}/{}", e.task, e.lang)).collect();
+            let hint = if matching.len() > 1 { "; name both \"task\" and \"lang\"" } else { "" };
+            ApiError::UnknownModel(format!(
+                "no single model for {asked}{hint}; this function serves (task/lang): {}",
+                served.join(", ")
+            ))
+        })
+    }
+
+    /// The entry's model, loading it on first use (the cold start).
+    pub async fn get(&'static self, entry: &'static Entry) -> Result<Arc<Model>, ApiError> {
+        entry.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if let Some(model) = entry.loaded() {
+            return Ok(model);
+        }
+        // On its own task: a client that hangs up mid-load does not waste the load for the next one.
+        tokio::spawn(self.load(entry))
+            .await
+            .map_err(|e| ApiError::ModelUnavailable(format!("model loading panicked: {e}")))?
+    }
+
+    async fn load(&'static self, entry: &'static Entry) -> Result<Arc<Model>, ApiError> {
+        let _one_at_a_time = self.loading.lock().await;
+        if let Some(model) = entry.loaded() {
+            return Ok(model);
+        }
+        self.make_room(entry);
+        let before_kib = memory::rss_kib();
+        let started = Instant::now();
+        let (settings, dir) = (self.settings.clone(), entry.dir.clone());
+        let preprocessor = self.preprocessor.get_or_init(|| Arc::new(Preprocessor::new())).clone();
+        // Loading reads ~100 MB and builds the session: keep it off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || Model::load(&dir, &settings, preprocessor))
+            .await
+            .map_err(|e| format!("model loading panicked: {e}"))
+            .and_then(|r| r)
+            .and_then(|model| entry.check(&model.spec).map(|()| model));
+        let model = match loaded {
+            Ok(model) => Arc::new(model),
+            Err(message) => {
+                tracing::error!(event = "model_load_failed", task = %entry.task, lang = %entry.lang, error = %message);
+                return Err(ApiError::ModelUnavailable(message));
+            }
+        };
+        let added_kib = memory::rss_kib().saturating_sub(before_kib);
+        entry.measured_kib.store(added_kib.max(1), Ordering::Relaxed);
+        let rss = memory::rss();
+        tracing::info!(
+            event = "model_loaded",
+            model = %model.spec.name,
+            task = %entry.task,
+            lang = %entry.lang,
+            load_ms = started.elapsed().as_millis() as u64,
+            tokenizer_ms = model.load_ms.tokenizer,
+            session_ms = model.load_ms.session,
+            added_mb = added_kib / 1024,
+            rss_mb = rss.map(|r| r.rss_mb),
+            peak_rss_mb = rss.map(|r| r.peak_rss_mb),
+        );
+        *entry.model.write().unwrap_or_else(|p| p.into_inner()) = Some(model.clone());
+        Ok(model)
+    }
+
+    /// Unloads the least recently used models until `entry` fits the budget. The budget chooses what
+    /// to unload, it does not refuse: when nothing is left to unload the model loads anyway (the
+    /// estimate before a first load is only an estimate) and a warning says so.
+    fn make_room(&self, entry: &Entry) {
+        let Some(budget_mb) = self.settings.memory_budget_mb else {
+            return;
+        };
+        let need_mb = entry.footprint_mb();
+        // Models still answering a request are freed when that request ends.
+        let mut freeing_mb = 0.0;
+        loop {
+            let in_use_mb = memory::rss_kib() as f64 / 1024.0 - freeing_mb;
+            if in_use_mb + need_mb <= budget_mb {
+                return;
+            }
+            let loaded = self.entries.iter().filter(|e| !std::ptr::eq(*e, entry) && e.loaded().is_some());
+            let Some(victim) = loaded.min_by_key(|e| e.last_used.load(Ordering::Relaxed)) else {
+                tracing::warn!(event = "memory_budget_exceeded", task = %entry.task, lang = %entry.lang,
+                    in_use_mb, need_mb, budget_mb);
+                return;
+            };
+            let model = victim.model.write().unwrap_or_else(|p| p.into_inner()).take();
+            tracing::info!(event = "model_unloaded", task = %victim.task, lang = %victim.lang,
+                reason = "memory_budget", in_use_mb, need_mb, budget_mb);
+            if let Some(model) = model {
+                if Arc::strong_count(&model) > 1 {
+                    freeing_mb += victim.footprint_mb();
+                }
+                drop(model);
+                memory::release_free_heap();
+            }
+        }
+    }
+}
+
+impl Entry {
+    pub fn loaded(&self) -> Option<Arc<Model>> {
+        self.model.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// MiB the model adds when loaded: as measured at its last load, else estimated from its files
+    /// (weights mapped or copied about once, the tokenizer ~10x its JSON: measured, see README).
+    pub fn footprint_mb(&self) -> f64 {
+        match self.measured_kib.load(Ordering::Relaxed) {
+            0 => {
+                let size = |name: &str| std::fs::metadata(self.dir.join(name)).map_or(0, |m| m.len()) as f64;
+                let weights = size("model.onnx") + size("model.onnx.data");
+                (weights * 1.25 + size("tokenizer.json") * 10.0) / (1024.0 * 1024.0)
+            }
+            kib => kib as f64 / 1024.0,
+        }
+    }
+
+    /// A directory laid out as `<task>/<lang>/` must hold that task's model in that language.
+    fn check(&self, spec: &ModelSpec) -> Result<(), String> {
+        let lang = spec.lang.map_or("none", |l| l.as_str());
+        match !self.nested || (spec.task == self.task && lang == self.lang) {
+            true => Ok(()),
+            false => Err(format!(
+                "{}: pipeline.json says task {:?}, lang {lang:?}, but the directory is {}/{}",
+                self.dir.display(),
+                spec.task,
+                self.task,
+                self.lang
+            )),
+        }
+    }
+
+    /// What `/health` says of the model: always its key and directory, its labels once loaded.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut about = json!({
+            "task": self.task,
+            "lang": self.lang,
+            "dir": self.dir,
+            "memory_mb": (self.footprint_mb() * 10.0).round() / 10.0,
+        });
+        about["loaded"] = json!(false);
+        if let Some(m) = self.loaded() {
+            about["loaded"] = json!(true);
+            about["name"] = json!(m.spec.name);
+            about["labels"] = json!(m.spec.labels);
+            about["multi_label"] = json!(m.spec.multi_label);
+            about["preprocessing_lang"] = json!(m.spec.lang.map(|l| l.as_str()));
+            about["max_tokens"] = json!(m.spec.max_tokens);
+        }
+        about
+    }
+}
+
+/// `(task, lang, dir, nested)` of every model under `root`. A root with a model of its own (or with
+/// nothing in the nested layout) is one model, named by its pipeline.json; a missing or broken one
+/// is still listed, so that its first request answers 503 naming what is wrong.
+fn discover(root: &Path) -> Vec<(String, String, PathBuf, bool)> {
+    let nested = if root.join("config.json").exists() { Vec::new() } else { nested(root) };
+    if !nested.is_empty() {
+        return nested;
+    }
+    let pipeline = Pipeline::read(root).unwrap_or_default();
+    let lang = pipeline.lang.unwrap_or_else(|| DEFAULT_LANG.into());
+    vec![(pipeline.task, lang, root.to_path_buf(), false)]
+}
+
+fn nested(root: &Path) -> Vec<(String, String, PathBuf, bool)> {
+    let mut found = Vec::new();
+    for task in subdirectories(root) {
+        for lang in subdirectories(&task) {
+            if lang.join("config.json").is_file() {
+                let name =
+                    |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                found.push((name(&task), name(&lang), lang, true));
+            }
+        }
+    }
+    found
+}
+
+fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(models: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (task, lang) in models {
+            let dir = root.path().join(task).join(lang);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("config.json"), "{}").unwrap();
+        }
+        root
+    }
+
+    fn registry(root: &Path) -> Registry {
+        Registry::new(Settings::for_model(root))
+    }
+
+    fn pick(r: &Registry, task: Option<&str>, lang: Option<&str>) -> Result<String, ApiError> {
+        r.resolve(task, lang).map(|e| format!("{}/{}", e.task, e.lang))
+    }
+
+    #[test]
+    fn a_model_at_the_top_is_the_only_one_and_the_default() {
+        let root = layout(&[]);
+        std::fs::write(root.path().join("config.json"), "{}").unwrap();
+        std::fs::write(root.path().join("pipeline.json"), r#"{"task": "irony", "lang": "it"}"#).unwrap();
+        let r = registry(root.path());
+        assert_eq!(pick(&r, None, None).unwrap(), "irony/it");
+        assert_eq!(pick(&r, Some("irony"), None).unwrap(), "irony/it");
+        assert_eq!(pick(&r, Some("sentiment"), None).unwrap_err().code(), "unknown_model");
+    }
+
+    #[test]
+    fn nested_layout_defaults_to_spanish_sentiment() {
+        let root =
+            layout(&[("emotion", "es"), ("sentiment", "en"), ("sentiment", "es"), ("hate_speech", "en")]);
+        let r = registry(root.path());
+        assert_eq!(r.entries().len(), 4);
+        assert_eq!(pick(&r, None, None).unwrap(), "sentiment/es");
+        assert_eq!(pick(&r, Some("emotion"), None).unwrap(), "emotion/es");
+        assert_eq!(pick(&r, None, Some("en")).unwrap(), "sentiment/en");
+        assert_eq!(
+            pick(&r, Some("hate_speech"), None).unwrap(),
+            "hate_speech/en",
+            "the task's only language"
+        );
+        assert_eq!(pick(&r, Some("sentiment"), Some("en")).unwrap(), "sentiment/en");
+    }
+
+    #[test]
+    fn an_unknown_pair_is_a_400_that_lists_what_is_served() {
+        let root = layout(&[("emotion", "es"), ("sentiment", "es")]);
+        let err = registry(root.path()).resolve(Some("irony"), Some("es")).err().unwrap();
+        assert_eq!((err.status(), err.code()), (400, "unknown_model"));
+        assert!(err.message().contains("emotion/es, sentiment/es"), "{}", err.message());
+    }
+
+    #[test]
+    fn without_a_default_the_request_must_choose() {
+        let root = layout(&[("emotion", "en"), ("irony", "pt")]);
+        let r = registry(root.path());
+        assert!(r.default_entry().is_none());
+        assert!(r.resolve(None, None).err().unwrap().message().contains("name both"));
+        assert_eq!(pick(&r, None, Some("pt")).unwrap(), "irony/pt");
+    }
+
+    #[test]
+    fn a_missing_model_dir_is_still_one_entry_that_fails_when_used() {
+        let r = registry(Path::new("/nonexistent/model"));
+        assert_eq!(pick(&r, None, None).unwrap(), "sentiment/es");
+    }
+
+    #[test]
+    fn footprint_is_estimated_from_the_files_until_measured() {
+        let root = layout(&[("sentiment", "es")]);
+        let dir = root.path().join("sentiment/es");
+        std::fs::write(dir.join("model.onnx"), vec![0u8; 4 << 20]).unwrap();
+        let r = registry(root.path());
+        assert!((r.entries()[0].footprint_mb() - 5.0).abs() < 0.01);
+        r.entries()[0].measured_kib.store(2048, Ordering::Relaxed);
+        assert_eq!(r.entries()[0].footprint_mb(), 2.0);
+    }
+}

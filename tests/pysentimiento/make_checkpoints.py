@@ -1,0 +1,129 @@
+"""Seeded local Hugging Face checkpoints in the shape of pysentimiento's models, made offline.
+
+pysentimiento's own weights live on the Hugging Face hub, which these machines cannot reach, so the
+tests build checkpoints of the same architecture with RoBERTuito's configuration shrunk for speed
+(random weights, seeded) and tokenizers trained here in RoBERTuito's style. pysentimiento's own
+analyzer loads them by path, which makes it the reference the function is checked against.
+
+    python tests/pysentimiento/make_checkpoints.py OUT
+
+writes OUT/<name>/ for
+- servable, compared with pysentimiento: sentiment-es (RoBERTa, NEG/NEU/POS, no problem_type),
+  hate_speech-es (RoBERTa, multi-label), emotion-es (RoBERTa, 7 labels), irony-it (BERT, WordPiece,
+  shipped with a slow tokenizer only: the conversion must make and check a tokenizer.json);
+- refused by the conversion: gpt2-classifier (an architecture the function does not run),
+  masked-lm (not a classifier), no-labels (id2label left at LABEL_0..), slow-bpe (a BERTweet-style
+  slow tokenizer that has no fast equivalent).
+"""
+import json
+import pathlib
+import sys
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (BertConfig, BertForSequenceClassification, BertTokenizer, BertweetTokenizer,
+                          GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast, RobertaConfig,
+                          RobertaForMaskedLM, RobertaForSequenceClassification)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SEED = 20261128
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # RoBERTuito's ids 0..4
+
+TASKS = {
+    "sentiment-es": (["NEG", "NEU", "POS"], None),
+    "hate_speech-es": (["hateful", "targeted", "aggressive"], "multi_label_classification"),
+    "emotion-es": (["others", "joy", "sadness", "anger", "surprise", "disgust", "fear"],
+                   "single_label_classification"),
+}
+
+
+def corpus(lang):
+    """pysentimiento's preprocessed text of the golden corpus: what the models read."""
+    rows = [json.loads(line) for line in (ROOT / "tests/golden/preprocess.jsonl").open()]
+    return [r[lang] for r in rows if not r["args"]]
+
+
+def roberta_tokenizer(texts):
+    """RoBERTuito's recipe: NFKC + lowercase, Metaspace pieces, BPE, <s> A </s>."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=1500, special_tokens=SPECIALS, min_frequency=2))
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", model_max_length=128)
+
+
+def roberta_config(vocab, labels=None, problem_type=None):
+    # RoBERTuito's configuration (130 positions, pad 1, one token type) with smaller layers. A wide
+    # initialiser spreads the logits, so that labels and probabilities differ from text to text.
+    config = RobertaConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=128, max_position_embeddings=130, type_vocab_size=1,
+                           pad_token_id=1, bos_token_id=0, eos_token_id=2, initializer_range=0.3)
+    if labels:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    config.problem_type = problem_type
+    return config
+
+
+def save(model, tokenizer, out):
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    print(f"wrote {out}")
+
+
+def wordpiece_vocab(texts, path):
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=1500, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    path.write_text("".join(f"{piece}\n" for piece, _ in vocab))
+
+
+def bert_irony(texts, out):
+    """An Italian BERT classifier (pysentimiento's bert-it models are BERTs) with only a slow tokenizer."""
+    out.mkdir(parents=True, exist_ok=True)
+    wordpiece_vocab(texts, out / "vocab.txt")
+    tokenizer = BertTokenizer(str(out / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=512, initializer_range=0.3,
+                        id2label={0: "not ironic", 1: "ironic"}, label2id={"not ironic": 0, "ironic": 1})
+    save(BertForSequenceClassification(config).eval(), tokenizer, out)
+    assert not (out / "tokenizer.json").exists(), "the slow-tokenizer case must ship no tokenizer.json"
+
+
+def slow_bpe(roberta_dir, out):
+    """A BERTweet-style checkpoint: fastBPE vocab.txt + bpe.codes, which transformers cannot make fast."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.txt").write_text("".join(f"{w} 1\n" for w in ["hola", "mundo", "ho@@", "la@@"]))
+    (out / "bpe.codes").write_text("h o 1\nho la 1\n")
+    tokenizer = BertweetTokenizer(str(out / "vocab.txt"), str(out / "bpe.codes"))
+    config = roberta_config(len(tokenizer), ["NEG", "NEU", "POS"])
+    save(RobertaForSequenceClassification(config).eval(), tokenizer, out)
+
+
+def main():
+    out = pathlib.Path(sys.argv[1])
+    torch.manual_seed(SEED)
+    tokenizer = roberta_tokenizer(corpus("es"))
+    for name, (labels, problem_type) in TASKS.items():
+        config = roberta_config(len(tokenizer), labels, problem_type)
+        save(RobertaForSequenceClassification(config).eval(), tokenizer, out / name)
+    bert_irony(corpus("it"), out / "irony-it")
+
+    gpt2 = GPT2Config(vocab_size=len(tokenizer), n_positions=130, n_embd=32, n_layer=1, n_head=2,
+                      pad_token_id=1, id2label={0: "NEG", 1: "POS"}, label2id={"NEG": 0, "POS": 1})
+    save(GPT2ForSequenceClassification(gpt2).eval(), tokenizer, out / "gpt2-classifier")
+    save(RobertaForMaskedLM(roberta_config(len(tokenizer))).eval(), tokenizer, out / "masked-lm")
+    config = roberta_config(len(tokenizer))
+    config.num_labels = 3
+    save(RobertaForSequenceClassification(config).eval(), tokenizer, out / "no-labels")
+    slow_bpe(out / "sentiment-es", out / "slow-bpe")
+
+
+if __name__ == "__main__":
+    main()
