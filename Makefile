@@ -22,13 +22,13 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-preprocess soak fuzz clean
+	bench bench-models bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
-	@echo "               bench bench-preprocess soak fuzz clean"
+	@echo "               torch-venv bench bench-models bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -234,6 +234,11 @@ fuzz:
 	for target in request preprocess; do mkdir -p fuzz/corpus/$$target; \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target \
 	    -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 || exit 1; done
+
+# Several RoBERTuito-sized models in one function: RSS per model, and a 512 MB function cycling
+# through six of them (bench/models_memory.py; the cgroup part needs root).
+bench-models: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/models_memory.py $(BIN) bench/build/models-memory
 
 soak: $(ORT_LIB) $(BIN) model
 	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000

@@ -14,9 +14,20 @@ pub fn rss() -> Option<Rss> {
 
 /// Resident set size now, in KiB (0 where /proc is not available).
 pub fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+/// Resident anonymous memory now, in KiB: what a model's session allocates (pre-packed weights,
+/// buffers). Unlike RSS it does not shrink when the kernel drops pages of mapped files under a
+/// memory limit, so it measures what a model costs even while memory is short.
+pub fn anon_kib() -> u64 {
+    status_kib("RssAnon:")
+}
+
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("");
-    line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or("");
+    line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
 }
 
 /// Hands freed heap pages back to the kernel after a model is unloaded, so that the next model's
@@ -53,6 +64,6 @@ mod tests {
     fn reads_this_process() {
         let now = rss().expect("/proc/self/status");
         assert!(now.rss_mb > 0.0 && now.peak_rss_mb >= now.rss_mb);
-        assert!(rss_kib() > 0);
+        assert!(rss_kib() > 0 && anon_kib() > 0 && anon_kib() <= rss_kib());
     }
 }

@@ -18,6 +18,7 @@ writes OUT/<name>/ for
 import json
 import pathlib
 import sys
+from collections import Counter
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -75,13 +76,15 @@ def save(model, tokenizer, out):
 
 
 def wordpiece_vocab(texts, path):
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(
-        vocab_size=1500, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
-    path.write_text("".join(f"{piece}\n" for piece, _ in vocab))
+    """A WordPiece vocabulary built deterministically (the tokenizers trainer breaks ties in a
+    different order from run to run): the specials, every character alone and as a continuation,
+    and the 1,000 most frequent lower-cased words."""
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = Counter(w for t in texts for w, _ in pre.pre_tokenize_str(normalizers.BertNormalizer().normalize_str(t)))
+    chars = sorted({c for w in words for c in w})
+    common = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:1000]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars] + common
+    path.write_text("".join(f"{piece}\n" for piece in vocab))
 
 
 def bert_irony(texts, out):
