@@ -182,7 +182,9 @@ def main():
         p_served = probabilities(logits_onnx(served, tokenizer, texts, names), multi_label)
         agreement = float(np.mean([a == b for a, b in zip(labels_of(p_ref, multi_label),
                                                                labels_of(p_served, multi_label))]))
-        name = args.src if builtin.get("model_name") == args.src else pathlib.Path(args.src).name
+        # A hub id names itself; a local checkpoint by its last two folders (e.g. "sentiment/es").
+        local = pathlib.Path(args.src)
+        name = "/".join(local.resolve().parts[-2:]) if local.is_dir() else args.src
         pipeline_json = import_model.pipeline(name, args.task, args.lang, config.to_dict(), preprocessing)
         labels = import_model.install(served, work, out, pipeline_json)
     report = {

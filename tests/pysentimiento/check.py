@@ -4,8 +4,9 @@
    multi-label and 7-label; an Italian BERT with only a slow tokenizer; four that must be refused);
 2. pysentimiento 0.7.3's create_analyzer(task, lang, model_name=DIR).predict(text) gives the
    reference on 400+ varied texts (handles, URLs, hashtags, emoji, laughter, texts over 128 tokens);
-3. `make model HF_MODEL=DIR TASK=... MODEL_LANG=...` converts each into one MODEL_DIR/<task>/<lang>/
-   layout, fp32 and int8, and the function (`sentimiento predict --task --lang`) answers every text:
+3. `make models CHECKPOINTS=... PRECISION=fp32` and `make model HF_MODEL=DIR TASK=... MODEL_LANG=...`
+   (int8) convert them into MODEL_DIR/<task>/<lang>/ layouts, and the function (`sentimiento
+   predict --task --lang`) answers every text:
    fp32 must give pysentimiento's output and preprocessed sentence with probabilities within 1e-4;
    int8's label agreement and max |dp| are reported and held to floors set from measurement;
 4. the checkpoints the function cannot serve are refused with a message that says why.
@@ -61,10 +62,26 @@ def reference(checkpoint, task, lang, inputs):
     return rows
 
 
+def make(*args):
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, capture_output=True, text=True)
+
+
 def convert(checkpoint, task, lang, precision, out):
-    return subprocess.run(["make", "--no-print-directory", "model", f"HF_MODEL={checkpoint}", f"TASK={task}",
-                           f"MODEL_LANG={lang}", f"PRECISION={precision}", f"OUT={out}"],
-                          cwd=ROOT, capture_output=True, text=True)
+    return make("model", f"HF_MODEL={checkpoint}", f"TASK={task}", f"MODEL_LANG={lang}", f"PRECISION={precision}",
+                f"OUT={out}")
+
+
+def convert_all_fp32(work):
+    """`make models` over a CHECKPOINTS/<task>/<lang>/ layout of the servable checkpoints."""
+    by_task = work / "by-task"
+    for name, (task, lang) in SERVED.items():
+        link = by_task / task / lang
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(work / "checkpoints" / name)
+    pairs = " ".join(f"{task}/{lang}" for task, lang in SERVED.values())
+    done = make("models", f"MODELS={pairs}", f"CHECKPOINTS={by_task}", "PRECISION=fp32", f"MODELS_DIR={work / 'fp32'}")
+    check(done.returncode == 0, f"make models MODELS=\"{pairs}\" PRECISION=fp32: {said(done, 'convert')}")
 
 
 def served(binary, model_dir, task, lang, inputs):
@@ -108,16 +125,15 @@ def main():
                    capture_output=True)
     inputs = texts()
     figures = {}
+    convert_all_fp32(work)
     for name, (task, lang) in SERVED.items():
         checkpoint = work / "checkpoints" / name
         want = reference(checkpoint, task, lang, inputs)
+        done = convert(checkpoint, task, lang, "int8", work / "int8" / task / lang)
+        check(done.returncode == 0, f"make model HF_MODEL={name} (int8): {said(done, 'convert')}")
         for precision in ("fp32", "int8"):
-            layout = work / precision
-            done = convert(checkpoint, task, lang, precision, layout / task / lang)
-            check(done.returncode == 0, f"make model HF_MODEL={name} ({precision}): {said(done, 'convert')}")
-            if done.returncode == 0:
-                got = served(binary, layout, task, lang, inputs)
-                figures[f"{name} {precision}"] = compare(name, precision, want, got)
+            got = served(binary, work / precision, task, lang, inputs)
+            figures[f"{name} {precision}"] = compare(name, precision, want, got)
     check(all(f["truncated_texts"] >= 20 for f in figures.values()), "texts over 128 tokens say truncated")
     for name, expected in REFUSED.items():
         done = convert(work / "checkpoints" / name, "sentiment", "es", "int8", work / "refused" / name)
