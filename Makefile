@@ -242,6 +242,7 @@ bench-models: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done
 
 soak: $(ORT_LIB) $(BIN) model
 	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000
+	$(RUN_ENV) $(PY) bench/soak_hostile.py $(BIN)
 
 bench-preprocess: $(BIN) $(PYS_VENV)/.done
 	$(PYS_PY) bench/preprocess.py $(BIN) tests/golden/preprocess.jsonl

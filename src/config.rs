@@ -1,6 +1,7 @@
 //! Process settings, read once from the environment into a typed struct.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Request limits, enforced before any model work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -29,6 +30,15 @@ pub struct Settings {
     /// Resident memory (MiB) the loaded models may bring the process to; past it the least
     /// recently used model is unloaded first. `None`: no limit.
     pub memory_budget_mb: Option<f64>,
+    /// Plain HTTP server deadlines and caps: a client gets this long to send a request's headers
+    /// (and, between requests on a kept-alive connection, to start the next one), and its body.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// A request that waited this long for the model before its first text is shed with a 503:
+    /// past it the client has usually given up (API Gateway's own limit is 29 s).
+    pub queue_timeout: Duration,
+    /// Open connections at once; more are closed as they arrive.
+    pub max_connections: usize,
 }
 
 impl Settings {
@@ -45,6 +55,10 @@ impl Settings {
                 parse("SENTIMIENTO_MEMORY_MB", 0.0)?,
                 parse("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0.0)?,
             ),
+            header_timeout: seconds("SENTIMIENTO_HEADER_TIMEOUT_S", 10.0)?,
+            body_timeout: seconds("SENTIMIENTO_BODY_TIMEOUT_S", 10.0)?,
+            queue_timeout: seconds("SENTIMIENTO_QUEUE_TIMEOUT_S", 10.0)?,
+            max_connections: parse("SENTIMIENTO_MAX_CONNECTIONS", 256)?,
         })
     }
 
@@ -59,7 +73,20 @@ impl Settings {
             port: 8080,
             max_in_flight: 32,
             memory_budget_mb: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            queue_timeout: Duration::from_secs(10),
+            max_connections: 256,
         }
+    }
+}
+
+/// A positive number of seconds (fractions allowed).
+fn seconds(name: &str, default: f64) -> Result<Duration, String> {
+    let value: f64 = parse(name, default)?;
+    match value > 0.0 && value.is_finite() {
+        true => Ok(Duration::from_secs_f64(value)),
+        false => Err(format!("{name}={value} is not a positive number of seconds")),
     }
 }
 

@@ -21,6 +21,8 @@ pub enum ApiError {
         method: String,
         allowed: &'static str,
     },
+    /// The client did not send its body in time (plain HTTP server).
+    RequestTimeout(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// The model (or ONNX Runtime) cannot be loaded; the next request tries again.
@@ -29,6 +31,8 @@ pub enum ApiError {
     Overloaded(String),
     /// A bug or a broken model at inference time: never the client's fault.
     Internal(String),
+    /// The client hung up before its answer: the work stopped (logged; nobody reads the response).
+    ClientGone,
 }
 
 impl ApiError {
@@ -37,10 +41,13 @@ impl ApiError {
             Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::UnknownModel(_) => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
+            Self::RequestTimeout(_) => 408,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Internal(_) => 500,
             Self::ModelUnavailable(_) | Self::Overloaded(_) => 503,
+            // nginx's "client closed request": only ever logged.
+            Self::ClientGone => 499,
         }
     }
 
@@ -51,11 +58,13 @@ impl ApiError {
             Self::UnknownModel(_) => "unknown_model",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::ModelUnavailable(_) => "model_unavailable",
             Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal_error",
+            Self::ClientGone => "client_closed_request",
         }
     }
 
@@ -64,10 +73,12 @@ impl ApiError {
             Self::MethodNotAllowed { method, allowed } => {
                 format!("method {method} is not allowed here; use {allowed}")
             }
+            Self::ClientGone => "the client closed the connection before the answer".into(),
             Self::InvalidJson(m)
             | Self::InvalidRequest(m)
             | Self::UnknownModel(m)
             | Self::NotFound(m)
+            | Self::RequestTimeout(m)
             | Self::PayloadTooLarge(m)
             | Self::UnsupportedMediaType(m)
             | Self::ModelUnavailable(m)
@@ -106,6 +117,7 @@ mod tests {
             ApiError::UnknownModel("x".into()),
             ApiError::NotFound("x".into()),
             ApiError::MethodNotAllowed { method: "PUT".into(), allowed: "POST" },
+            ApiError::RequestTimeout("x".into()),
             ApiError::PayloadTooLarge("x".into()),
             ApiError::UnsupportedMediaType("x".into()),
         ];

@@ -10,13 +10,20 @@ use serde_json::json;
 use crate::error::{ApiError, ErrorDetail};
 use crate::postprocess::Prediction;
 use crate::registry::{Entry, Registry};
-use crate::request::{check_content_type, parse_predict, PredictRequest};
+use crate::request::{check_content_encoding, check_content_type, parse_predict, PredictRequest};
+use crate::work::Ticket;
+
+/// The entry of the front doors whose requests nobody abandons or queues (Lambda, the CLI).
+pub async fn handle(models: &'static Registry, req: Request<Body>) -> Response<Body> {
+    handle_with(models, req, Ticket::unlimited()).await
+}
 
 /// Every front door's entry: the request is handled on its own task, so that a panic anywhere on
 /// the request path (there should be none) is answered with a 500 JSON error and logged, and
-/// never takes down the connection or the Lambda invocation with it.
-pub async fn handle(models: &'static Registry, req: Request<Body>) -> Response<Body> {
-    catch_panics(handle_request(models, req)).await
+/// never takes down the connection or the Lambda invocation with it. The ticket goes with the
+/// work (see `work`).
+pub async fn handle_with(models: &'static Registry, req: Request<Body>, ticket: Ticket) -> Response<Body> {
+    catch_panics(handle_request(models, req, ticket)).await
 }
 
 async fn catch_panics<F>(handling: F) -> Response<Body>
@@ -29,9 +36,9 @@ where
     }
 }
 
-async fn handle_request(models: &'static Registry, req: Request<Body>) -> Response<Body> {
+async fn handle_request(models: &'static Registry, req: Request<Body>, ticket: Ticket) -> Response<Body> {
     let started = Instant::now();
-    let result = route(models, &req).await;
+    let result = route(models, &req, ticket).await;
     let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
     // Lengths and counts only: users' texts never reach the logs.
     tracing::info!(
@@ -83,12 +90,12 @@ pub fn endpoint(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
-async fn route(models: &'static Registry, req: &Request<Body>) -> Result<String, ApiError> {
+async fn route(models: &'static Registry, req: &Request<Body>, ticket: Ticket) -> Result<String, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
     match endpoint(path) {
         "predict" => {
             allow(req.method(), &[Method::POST], "POST")?;
-            predict(models, req).await
+            predict(models, req, ticket).await
         }
         "health" => {
             allow(req.method(), &[Method::GET, Method::HEAD], "GET")?;
@@ -105,9 +112,10 @@ fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(),
     }
 }
 
-async fn predict(models: &'static Registry, req: &Request<Body>) -> Result<String, ApiError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("?"));
-    check_content_type(content_type)?;
+async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket) -> Result<String, ApiError> {
+    let value_of = |name| req.headers().get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("?"));
+    check_content_type(value_of(header::CONTENT_TYPE))?;
+    check_content_encoding(value_of(header::CONTENT_ENCODING))?;
     let PredictRequest { items, batch, include_sentence, task, lang } = parse_predict(req.body())?;
     let entry = models.resolve(task.as_deref(), lang.as_deref())?;
     let model = models.get(entry).await?;
@@ -115,10 +123,13 @@ async fn predict(models: &'static Registry, req: &Request<Body>) -> Result<Strin
     let mut texts = Vec::with_capacity(items.len());
     let errors: Vec<Option<ApiError>> =
         items.into_iter().map(|item| item.map(|t| texts.push(t)).err()).collect();
-    let predictions = tokio::task::spawn_blocking(move || model.predict(&texts, include_sentence))
+    let _turn = model.turn().await;
+    ticket.waited_in_time()?;
+    let worker = model.clone();
+    let proceed = move || ticket.still_wanted();
+    let predictions = tokio::task::spawn_blocking(move || worker.predict(&texts, include_sentence, proceed))
         .await
-        .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {
         None => Item::Prediction(predictions.next().expect("one prediction per valid text")),

@@ -3,12 +3,13 @@
 //! The data path, one module per stage: [`request`] -> [`preprocess`] -> [`tokenize`] -> [`session`] ->
 //! [`postprocess`] -> [`handler`]'s response. [`model`] ties the stages to a model directory
 //! ([`model_dir`]); [`registry`] is the process-wide place that holds the models (one per task and
-//! language, loaded lazily); [`server`], [`cli`] and `lambda_http` are the front doors.
+//! language, loaded lazily); [`server`], [`cli`] and [`lambda`] are the front doors.
 
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod lambda;
 pub mod logging;
 pub mod memory;
 pub mod model;
@@ -20,3 +21,4 @@ pub mod request;
 pub mod server;
 pub mod session;
 pub mod tokenize;
+pub mod work;

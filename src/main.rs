@@ -1,7 +1,6 @@
 //! `sentimiento`: Spanish sentiment analysis, pysentimiento-compatible, on ONNX Runtime.
 //! `main` only chooses the front door; every door calls `handler::handle`.
 
-use std::convert::Infallible;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
@@ -9,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use sentimiento::config::Settings;
 use sentimiento::registry::Registry;
-use sentimiento::{cli, handler, logging, server};
+use sentimiento::{cli, lambda, logging, server};
 
 /// The one process-wide place that holds the models.
 static MODELS: OnceLock<Registry> = OnceLock::new();
@@ -23,7 +22,8 @@ const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
-  SENTIMIENTO_MAX_IN_FLIGHT, SENTIMIENTO_MEMORY_MB, RUST_LOG";
+  SENTIMIENTO_MAX_IN_FLIGHT, SENTIMIENTO_MEMORY_MB, SENTIMIENTO_HEADER_TIMEOUT_S, SENTIMIENTO_BODY_TIMEOUT_S,
+  SENTIMIENTO_QUEUE_TIMEOUT_S, SENTIMIENTO_MAX_CONNECTIONS, RUST_LOG";
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
@@ -97,8 +97,7 @@ async fn run() -> ExitCode {
 
 async fn run_lambda(models: &'static Registry) -> Result<(), lambda_runtime::Error> {
     load_eagerly(models).await;
-    let handler = move |req| async move { Ok::<_, Infallible>(handler::handle(models, req).await) };
-    lambda_http::run(lambda_http::service_fn(handler)).await
+    lambda::run(models).await
 }
 
 /// SENTIMIENTO_EAGER=1 loads the default model at start-up (inside Lambda's init phase); a

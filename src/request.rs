@@ -46,6 +46,18 @@ pub fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     )))
 }
 
+/// Bodies are read as sent: a compressed one would be taken for bytes of JSON (and could expand
+/// past every size limit), so anything but `identity` is refused.
+pub fn check_content_encoding(encoding: Option<&str>) -> Result<(), ApiError> {
+    match encoding.map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(e) if e.eq_ignore_ascii_case("identity") => Ok(()),
+        Some(e) => Err(ApiError::UnsupportedMediaType(format!(
+            "content-encoding {e:?} is not supported; send the JSON uncompressed"
+        ))),
+    }
+}
+
 pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -211,6 +223,15 @@ mod tests {
         assert_eq!(parse_predict(&huge).unwrap_err().status(), 413);
         let full = format!(r#"{{"texts": [{}]}}"#, vec!["\"a\""; MAX_BATCH].join(","));
         assert_eq!(parse(&full).unwrap().items.len(), MAX_BATCH);
+    }
+
+    #[test]
+    fn compressed_bodies_are_415() {
+        assert!(check_content_encoding(None).is_ok());
+        assert!(check_content_encoding(Some("identity")).is_ok());
+        for encoding in ["gzip", "deflate", "br", "gzip, identity"] {
+            assert_eq!(check_content_encoding(Some(encoding)).unwrap_err().status(), 415, "{encoding}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Every sample event in events/ is a valid event of its AWS type, and the handler answers it as
-//! tests/events_expected.json says, through lambda_http's own event-to-request conversion.
+//! tests/events_expected.json says, through the Lambda front door (src/lambda.rs) as the runtime calls it.
 
 mod common;
 
@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use aws_lambda_events::event::alb::AlbTargetGroupRequest;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use lambda_http::request::LambdaRequest;
+use lambda_http::{Context, LambdaEvent};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 fn event_files() -> Vec<PathBuf> {
@@ -57,18 +58,39 @@ fn events_parse_as_their_aws_types() {
     }
 }
 
+/// One invocation of the Lambda front door, as the runtime makes it.
+async fn invoke(event: &str) -> Result<Value, lambda_runtime::Diagnostic> {
+    let models = common::cell(common::fixture("tiny"));
+    let raw = RawValue::from_string(event.to_string()).unwrap();
+    sentimiento::lambda::dispatch(models, LambdaEvent::new(raw, Context::default())).await
+}
+
 #[tokio::test]
-async fn handler_answers_every_event() {
-    let cell = common::cell(common::fixture("tiny"));
+async fn the_lambda_front_door_answers_every_event_in_its_own_shape() {
     let expected = expected();
     for path in event_files() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let event: LambdaRequest = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let response = sentimiento::handler::handle(cell, event.into()).await;
-        let body: Value = serde_json::from_slice(response.body()).unwrap();
+        let response = invoke(&std::fs::read_to_string(&path).unwrap()).await.unwrap();
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         let want = &expected[door_and_case(&path).1];
-        assert_eq!(response.status().as_u16(), want["status"].as_u64().unwrap() as u16, "{name}: {body}");
+        assert_eq!(response["statusCode"], want["status"], "{name}: {body}");
         check_body(&name, want, &body);
+    }
+}
+
+#[tokio::test]
+async fn events_that_are_not_http_fail_the_invocation_saying_what_came() {
+    let sqs = r#"{"Records": [{"messageId": "1", "body": "hola", "eventSource": "aws:sqs"}]}"#;
+    let cases = [
+        ("{}", "an empty JSON object"),
+        (sqs, "a JSON object with keys [\"Records\"]"),
+        (r#""hola""#, "a JSON string"),
+        ("[1, 2]", "a JSON array of 2 items"),
+    ];
+    for (event, got) in cases {
+        let error = invoke(event).await.unwrap_err();
+        assert_eq!(error.error_type, "UnsupportedEvent", "{event}");
+        assert!(error.error_message.contains(got), "{event}: {}", error.error_message);
     }
 }
 

@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use common::{exchange, post};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 async fn start_with(in_flight: Arc<Semaphore>) -> std::net::SocketAddr {
@@ -19,27 +19,6 @@ async fn start_with(in_flight: Arc<Semaphore>) -> std::net::SocketAddr {
 
 async fn start() -> std::net::SocketAddr {
     start_with(Arc::new(Semaphore::new(32))).await
-}
-
-/// One HTTP/1.1 exchange with `Connection: close`; returns (status, body).
-async fn exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer 413 and close before reading everything: a failed write is fine.
-    let _ = stream.write_all(body).await;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    let status = text[9..12].parse().unwrap();
-    let json = text.split_once("\r\n\r\n").map(|(_, b)| serde_json::from_str(b).unwrap()).unwrap();
-    (status, json)
-}
-
-fn post(body_len: usize) -> String {
-    format!(
-        "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
-    )
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The binary as deployed: SIGTERM stops it gracefully, finishing a request that is in flight;
-//! and users' texts never reach its logs.
+//! running out of file descriptors does not end it; and users' texts never reach its logs.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,8 +15,11 @@ fn free_port() -> u16 {
 }
 
 fn serve(port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_sentimiento"))
-        .arg("serve")
+    serve_with(port, Command::new(env!("CARGO_BIN_EXE_sentimiento")).arg("serve"))
+}
+
+fn serve_with(port: u16, command: &mut Command) -> Child {
+    let child = command
         .env("PORT", port.to_string())
         .env("MODEL_DIR", fixture())
         .stderr(Stdio::piped())
@@ -61,6 +64,39 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     assert!(status.success(), "exit status {status}");
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn running_out_of_file_descriptors_does_not_end_the_server() {
+    let port = free_port();
+    // 48 descriptors, and no connection cap below that: accept() itself fails with EMFILE.
+    let mut server = serve_with(
+        port,
+        Command::new("sh")
+            .args(["-c", "ulimit -n 48 && exec \"$0\" serve", env!("CARGO_BIN_EXE_sentimiento")])
+            .env("SENTIMIENTO_MAX_CONNECTIONS", "1000")
+            .env("SENTIMIENTO_HEADER_TIMEOUT_S", "30"),
+    );
+    let idle: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(server.try_wait().unwrap().is_none(), "the server exited when accept() failed");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        if response.starts_with("HTTP/1.1 200") || Instant::now() > deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "no answer once descriptors were free: {answer:?}");
+    server.kill().unwrap();
+    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
+    assert!(logs.contains("accept_failed"), "{logs}");
 }
 
 #[test]

@@ -52,10 +52,10 @@ impl EmojiTable {
     }
 
     /// The end of the deepest tree path from `i` (stopping at ignored positions), if it is an emoji.
-    fn walk(&self, chars: &[char], i: usize, ignore: &[usize]) -> Option<usize> {
+    fn walk(&self, chars: &[char], i: usize, ignored: &[bool]) -> Option<usize> {
         let mut key = String::from(chars[i]);
         let mut j = i + 1;
-        while j < chars.len() && !ignore.contains(&j) {
+        while j < chars.len() && !ignored[j] {
             key.push(chars[j]);
             if !self.in_tree(&key) {
                 key.pop();
@@ -80,11 +80,13 @@ impl EmojiTable {
         let chars: Vec<char> = text.chars().collect();
         let key = |start: usize, end: usize| -> String { chars[start..end].iter().collect() };
         let mut tokens: Vec<Token> = Vec::new();
-        let mut ignore: Vec<usize> = Vec::new();
+        // The package keeps a list of ignored positions and searches it at every step, which is
+        // quadratic in long ZWJ chains; a flag per position gives the same answers in linear time.
+        let mut ignored = vec![false; chars.len()];
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
-            if ignore.contains(&i) {
+            if ignored[i] {
                 i += 1;
                 if c == ZWJ {
                     tokens.push(Token { start: i - 1, end: i, matched: false });
@@ -92,14 +94,14 @@ impl EmojiTable {
                 continue;
             }
             if self.first_chars.contains(&c) {
-                if let Some(j) = self.walk(&chars, i, &ignore) {
+                if let Some(j) = self.walk(&chars, i, &ignored) {
                     tokens.push(Token { start: i, end: j, matched: true });
                     i = j;
                     continue;
                 }
             } else if c == ZWJ && self.follows_emoji(&tokens, &chars, i) {
                 // A ZWJ joining emoji into a sequence that is not RGI: go back and read the parts.
-                ignore.push(i);
+                ignored[i] = true;
                 let last = *tokens.last().expect("checked by follows_emoji");
                 let last_is_component = self.entry(&key(last.start, last.end)).is_some_and(|e| e.component);
                 if last_is_component {
@@ -153,5 +155,38 @@ impl EmojiTable {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Fastest of three runs of demojize on `units` repetitions of man + ZWJ (not an RGI sequence).
+    fn time_chain(table: &EmojiTable, units: usize) -> Duration {
+        let text = "\u{1F468}\u{200D}".repeat(units);
+        let runs = (0..3).map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(table.demojize(&text, Lang::Es));
+            started.elapsed()
+        });
+        runs.min().unwrap()
+    }
+
+    #[test]
+    fn long_zwj_chains_cost_linear_time() {
+        // 8x the input: linear work is ~8x the time, the package's quadratic search ~64x.
+        let table = EmojiTable::load();
+        let (short, long) = (time_chain(&table, 2_000), time_chain(&table, 16_000));
+        let ratio = long.as_secs_f64() / short.as_secs_f64().max(1e-6);
+        assert!(ratio < 24.0, "8x the chain took {ratio:.1}x the time ({short:?} -> {long:?})");
+    }
+
+    #[test]
+    fn a_zwj_chain_is_read_as_its_parts() {
+        let table = EmojiTable::load();
+        let out = table.demojize("\u{1F468}\u{200D}\u{1F468}\u{200D}x", Lang::Es);
+        assert_eq!(out, "|hombre|\u{200D}|hombre|\u{200D}x");
     }
 }

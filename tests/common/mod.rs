@@ -9,6 +9,8 @@ use sentimiento::config::Settings;
 use sentimiento::handler::handle;
 use sentimiento::registry::Registry;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -72,4 +74,25 @@ pub fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
     let mut value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     edit(&mut value);
     std::fs::write(path, value.to_string()).unwrap();
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`; returns (status, body).
+pub async fn exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer 413 and close before reading everything: a failed write is fine.
+    let _ = stream.write_all(body).await;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status = text[9..12].parse().unwrap();
+    let json = text.split_once("\r\n\r\n").map(|(_, b)| serde_json::from_str(b).unwrap()).unwrap();
+    (status, json)
+}
+
+pub fn post(body_len: usize) -> String {
+    format!(
+        "POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
+    )
 }
