@@ -179,13 +179,20 @@ watch: $(ORT_LIB) model $(VENV)/.done
 invoke: $(VENV)/.done
 	for event in events/*.json; do echo "== $$event"; $(TOOLS) cargo lambda invoke sentimiento --data-file $$event; echo; done
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done
+# asl-validator (npm, pinned) checks the bulk workflow's Amazon States Language definition.
+ASL_VALIDATOR := $(CACHE)/asl-validator-4.0.0/node_modules/.bin/asl-validator
+$(ASL_VALIDATOR):
+	mkdir -p $(CACHE)/asl-validator-4.0.0
+	cd $(CACHE)/asl-validator-4.0.0 && npm install --silent --no-audit --no-fund asl-validator@4.0.0
+
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(ASL_VALIDATOR)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
 	$(TOOLS) $(PY) tests/e2e_lambda.py
 	$(TOOLS) sam validate --lint
+	$(TOOLS) $(PY) tests/template_bulk.py $(ASL_VALIDATOR)
 	$(MAKE) --no-print-directory sam-build
 	$(PY) tests/sam_artifact.py
 

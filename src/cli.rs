@@ -1,8 +1,12 @@
-//! The command-line front door: `predict` for a quick local try, `preprocess` for checking the
-//! preprocessing against pysentimiento.
+//! The command-line front door: `predict` for a quick local try or, with no TEXT, bulk scoring of
+//! JSON Lines (`bulk`); `preprocess` for checking the preprocessing against pysentimiento.
 
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
+use crate::bulk;
 use crate::handler;
 use crate::preprocess::{Lang, Options, Preprocessor};
 use crate::registry::Registry;
@@ -10,31 +14,58 @@ use aws_lambda_events::encodings::Body;
 use lambda_http::http::Request;
 use serde_json::json;
 
-/// `predict [--task T] [--lang L] [--include-sentence] [--] TEXT...` goes through the same handler as
-/// HTTP, so the CLI shows exactly what the API answers.
-pub async fn predict(models: &'static Registry, args: &[String]) -> Result<String, String> {
-    let (mut task, mut lang, mut include_sentence, mut texts) = (None, None, false, Vec::new());
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--task" => task = Some(args.next().ok_or("--task needs a value")?),
-            "--lang" => lang = Some(args.next().ok_or("--lang needs a value")?),
-            "--include-sentence" => include_sentence = true,
-            "--" => texts.extend(args.by_ref()),
-            _ => texts.push(arg),
+/// `predict`'s command line: `[--task T] [--lang L] [--include-sentence] [--] TEXT...`, or with no
+/// TEXT, bulk scoring: `[--input FILE] [--output FILE] [--workers N] [--resume]`.
+#[derive(Debug, Default, PartialEq)]
+pub struct PredictArgs {
+    pub task: Option<String>,
+    pub lang: Option<String>,
+    pub texts: Vec<String>,
+    pub bulk: bulk::Options,
+}
+
+impl PredictArgs {
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut parsed = Self::default();
+        let mut args = args.iter();
+        let value = |flag: &str, next: Option<&String>| next.cloned().ok_or(format!("{flag} needs a value"));
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--task" => parsed.task = Some(value(arg, args.next())?),
+                "--lang" => parsed.lang = Some(value(arg, args.next())?),
+                "--include-sentence" => parsed.bulk.include_sentence = true,
+                "--input" => parsed.bulk.input = Some(value(arg, args.next())?.into()),
+                "--output" => parsed.bulk.output = Some(value(arg, args.next())?.into()),
+                "--resume" => parsed.bulk.resume = true,
+                "--workers" => {
+                    let n = value(arg, args.next())?;
+                    parsed.bulk.workers =
+                        n.parse().ok().filter(|&n| n > 0).ok_or(format!("--workers {n:?}"))?;
+                }
+                "--" => parsed.texts.extend(args.by_ref().cloned()),
+                _ => parsed.texts.push(arg.clone()),
+            }
         }
+        if parsed.bulk.resume && parsed.bulk.output.is_none() {
+            return Err("--resume needs --output FILE".into());
+        }
+        Ok(parsed)
     }
-    let mut body = match texts.as_slice() {
+}
+
+/// TEXTs go through the same handler as HTTP, so the CLI shows exactly what the API answers.
+pub async fn predict(models: &'static Registry, args: &PredictArgs) -> Result<String, String> {
+    let mut body = match args.texts.as_slice() {
         [] => return Err("predict needs at least one TEXT".into()),
         [text] => json!({ "text": text }),
-        _ => json!({ "texts": texts }),
+        texts => json!({ "texts": texts }),
     };
-    for (name, value) in [("task", task), ("lang", lang)] {
+    for (name, value) in [("task", &args.task), ("lang", &args.lang)] {
         if let Some(value) = value {
             body[name] = json!(value);
         }
     }
-    if include_sentence {
+    if args.bulk.include_sentence {
         body["include_sentence"] = json!(true);
     }
     let req = Request::post("/predict")
@@ -47,6 +78,42 @@ pub async fn predict(models: &'static Registry, args: &[String]) -> Result<Strin
         true => Ok(text),
         false => Err(text),
     }
+}
+
+/// Bulk scoring with the model the arguments name, one ONNX Runtime session per worker (by
+/// default as many as the cores this process may use, cgroup quota included).
+pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::Summary, String> {
+    let mut options = args.bulk;
+    if options.workers == 0 {
+        options.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    let mut settings = models.settings().clone();
+    settings.sessions = options.workers;
+    let models: &'static Registry = Box::leak(Box::new(Registry::new(settings)));
+    let entry = models.resolve(args.task.as_deref(), args.lang.as_deref()).map_err(|e| e.message())?;
+    let model = models.get(entry).await.map_err(|e| e.message())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        crate::server::shutdown_signal().await;
+        on_signal.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let summary = tokio::task::spawn_blocking(move || bulk::run(model, &options, stop))
+        .await
+        .map_err(|e| format!("bulk scoring panicked: {e}"))?
+        .map_err(|e| format!("bulk scoring failed: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        event = "bulk_done",
+        lines = summary.written,
+        bad = summary.bad,
+        resumed = summary.resumed,
+        interrupted = summary.interrupted,
+        seconds,
+        texts_per_s = summary.written as f64 / seconds.max(1e-9),
+    );
+    Ok(summary)
 }
 
 /// Field order as documented: the input first.

@@ -19,6 +19,8 @@ pub struct Settings {
     pub ort_library: Vec<PathBuf>,
     /// ONNX Runtime intra-op threads (Lambda at 512 MB has ~0.3 vCPU: 1 is right there).
     pub intra_threads: usize,
+    /// ONNX Runtime sessions per model: 1 for serving; bulk scoring opens one per worker.
+    pub sessions: usize,
     /// ONNX Runtime weight pre-packing: faster inference for a slower cold start (the trade is
     /// measured by `make bench`: BENCHMARKS.md, the SENTIMIENTO_PREPACK=0 row).
     pub prepack: bool,
@@ -47,6 +49,7 @@ impl Settings {
             model_dir: default_model_dir(var("MODEL_DIR"), var("LAMBDA_TASK_ROOT")),
             ort_library: ort_candidates(var("ORT_DYLIB_PATH")),
             intra_threads: parse("SENTIMIENTO_THREADS", 1)?,
+            sessions: 1,
             prepack: flag("SENTIMIENTO_PREPACK", true)?,
             eager: flag("SENTIMIENTO_EAGER", false)?,
             port: parse("PORT", 8080)?,
@@ -68,6 +71,7 @@ impl Settings {
             model_dir: model_dir.into(),
             ort_library: ort_candidates(var("ORT_DYLIB_PATH")),
             intra_threads: 1,
+            sessions: 1,
             prepack: true,
             eager: false,
             port: 8080,

@@ -4,6 +4,9 @@
 //!
 //! - API Gateway (REST, HTTP), function URL and ALB events go to the shared handler through
 //!   lambda_http's own conversions, and always get an HTTP response in their own shape;
+//! - a Step Functions Distributed Map batch, `{"Items": [{"text", "id"}, ...], "BatchInput":
+//!   {"task", "lang"}}`, gets one answer per item, in order, each as `sentimiento predict` writes
+//!   it for a JSON line (errors in place);
 //! - anything else fails the invocation with an `UnsupportedEvent` error that says what it got
 //!   (failing, not answering, so that an event source such as SQS retries or dead-letters it).
 
@@ -21,22 +24,82 @@ use crate::error::ApiError;
 use crate::handler::{error_response, handle};
 use crate::registry::Registry;
 
+/// Items of one Distributed Map batch: ItemBatcher's MaxItemsPerBatch should stay at or below it,
+/// so that a batch fits the function's timeout at its CPU share (README, "Bulk scoring").
+pub const MAX_ITEMS: usize = 256;
+
 pub async fn run(models: &'static Registry) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event| dispatch(models, event))).await
 }
 
-/// One invocation: the event as it arrived, answered as its kind expects.
+/// One invocation: the event as it arrived, answered as its kind expects (as JSON text, so that
+/// probabilities keep their f32 digits).
 pub async fn dispatch(
     models: &'static Registry,
     event: LambdaEvent<Box<RawValue>>,
-) -> Result<Value, Diagnostic> {
+) -> Result<Box<RawValue>, Diagnostic> {
     let LambdaEvent { payload, context } = event;
     let raw = payload.get();
-    match undecodable_body(raw) {
-        None => http(models, raw, context, None).await,
-        // The body is dropped before lambda_http converts the event, and the client gets a 400.
-        Some(refusal) => http(models, &without_body(raw), context, Some(refusal)).await,
+    let answer = if let Ok(batch) = serde_json::from_str::<MapBatch>(raw) {
+        map_batch(models, batch).await?
+    } else {
+        let response = match undecodable_body(raw) {
+            None => http(models, raw, context, None).await?,
+            // The body is dropped before lambda_http converts the event, and the client gets a 400.
+            Some(refusal) => http(models, &without_body(raw), context, Some(refusal)).await?,
+        };
+        response.to_string()
+    };
+    RawValue::from_string(answer)
+        .map_err(|e| failure("ResponseEncoding", format!("cannot encode the answer: {e}")))
+}
+
+/// What Step Functions' ItemBatcher sends: the items (objects read from JSON Lines) and the
+/// BatchInput the state machine sets.
+#[derive(Deserialize)]
+struct MapBatch {
+    #[serde(rename = "Items")]
+    items: Vec<Value>,
+    #[serde(rename = "BatchInput", default)]
+    batch_input: BatchInput,
+}
+
+#[derive(Deserialize, Default)]
+struct BatchInput {
+    task: Option<String>,
+    lang: Option<String>,
+    #[serde(default)]
+    include_sentence: bool,
+}
+
+/// A JSON array with one answer per item, in order. Whole-batch problems (an unknown model, a
+/// model that cannot load, too many items) fail the invocation, so that Step Functions retries
+/// or reports it; a bad item gets its error in place.
+async fn map_batch(models: &'static Registry, batch: MapBatch) -> Result<String, Diagnostic> {
+    if batch.items.len() > MAX_ITEMS {
+        let message = format!(
+            "{} items; at most {MAX_ITEMS} per batch (ItemBatcher MaxItemsPerBatch)",
+            batch.items.len()
+        );
+        return Err(failure("BatchTooLarge", message));
     }
+    let BatchInput { task, lang, include_sentence } = batch.batch_input;
+    let entry =
+        models.resolve(task.as_deref(), lang.as_deref()).map_err(|e| failure(e.code(), e.message()))?;
+    let model = models.get(entry).await.map_err(|e| failure(e.code(), e.message()))?;
+    let items = batch.items;
+    let lines = tokio::task::spawn_blocking(move || {
+        items.iter().map(|item| crate::bulk::answer(&model, item, include_sentence).0).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| failure("InferencePanicked", e.to_string()))?;
+    tracing::info!(event = "map_batch", items = lines.len(), task = %entry.task, lang = %entry.lang);
+    Ok(format!("[{}]", lines.join(",")))
+}
+
+fn failure(kind: &str, message: String) -> Diagnostic {
+    tracing::error!(event = "invocation_failed", kind, message = %message);
+    Diagnostic { error_type: kind.into(), error_message: message }
 }
 
 async fn http(
@@ -58,10 +121,8 @@ async fn http(
         }
     }));
     let response = adapter.call(LambdaEvent::new(request, context)).await.unwrap_or_else(|e| match e {});
-    serde_json::to_value(response).map_err(|e| Diagnostic {
-        error_type: "ResponseEncoding".into(),
-        error_message: format!("cannot encode the response: {e}"),
-    })
+    serde_json::to_value(response)
+        .map_err(|e| failure("ResponseEncoding", format!("cannot encode the response: {e}")))
 }
 
 /// The fields that say whether lambda_http would have to decode the body.
@@ -104,11 +165,11 @@ fn unsupported(raw: &str) -> Diagnostic {
         Ok(other) => format!("the JSON value {other}"),
         Err(_) => "something that is not JSON".into(),
     };
-    tracing::warn!(event = "unsupported_event", got = %got);
-    Diagnostic {
-        error_type: "UnsupportedEvent".into(),
-        error_message: format!(
-            "this function answers API Gateway (REST or HTTP API), function URL and ALB events; it got {got}"
+    failure(
+        "UnsupportedEvent",
+        format!(
+            "this function answers API Gateway (REST or HTTP API), function URL and ALB events and \
+             Distributed Map batches ({{\"Items\": [...]}}); it got {got}"
         ),
-    }
+    )
 }

@@ -5,6 +5,7 @@
 //! ([`model_dir`]); [`registry`] is the process-wide place that holds the models (one per task and
 //! language, loaded lazily); [`server`], [`cli`] and [`lambda`] are the front doors.
 
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -13,12 +13,16 @@ use sentimiento::{cli, lambda, logging, server};
 /// The one process-wide place that holds the models.
 static MODELS: OnceLock<Registry> = OnceLock::new();
 
-const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [--include-sentence] TEXT... | preprocess [--lang es] | help]
+const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [--include-sentence] [TEXT...] | preprocess [--lang es] | help]
   (no command)    the Lambda runtime under AWS Lambda, else `serve`
   serve           HTTP server on $PORT (default 8080): POST /predict, GET /health
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON; --task and
                   --lang choose the model when MODEL_DIR holds several (MODEL_DIR/<task>/<lang>/);
                   --include-sentence adds the preprocessed text
+  predict         with no TEXT: JSON Lines {\"text\", \"id\"} from stdin (--input FILE) to one answer
+                  line each, in order, on stdout (--output FILE); --workers N (default: the
+                  cores available), --resume continues an interrupted --output; exit 1 if a line
+                  was bad (its error is in place), 130 if a signal stopped it
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
@@ -75,12 +79,16 @@ async fn run() -> ExitCode {
             run_lambda(models).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
         }
         [] | ["serve"] => serve(models, port).await,
-        ["predict", _, ..] => match cli::predict(models, &args[1..]).await {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
-            }
-            Err(json) => fail(&json),
+        ["predict", ..] => match cli::PredictArgs::parse(&args[1..]) {
+            Ok(parsed) if parsed.texts.is_empty() => bulk(models, parsed).await,
+            Ok(parsed) => match cli::predict(models, &parsed).await {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(json) => fail(&json),
+            },
+            Err(e) => fail(&e),
         },
         ["preprocess"] => preprocess("es"),
         ["preprocess", "--lang", lang] => preprocess(lang),
@@ -118,6 +126,17 @@ async fn serve(models: &'static Registry, port: u16) -> ExitCode {
     match server::serve(models, listener, in_flight, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Exit status 1 when a line was bad (its error is in place in the output), 130 when a signal
+/// stopped the run (the output holds whole lines; `--resume` carries on).
+async fn bulk(models: &'static Registry, args: cli::PredictArgs) -> ExitCode {
+    match cli::bulk(models, args).await {
+        Ok(summary) if summary.interrupted => ExitCode::from(130),
+        Ok(summary) if summary.bad > 0 => fail(&format!("{} input lines got an error in place", summary.bad)),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
 }
 

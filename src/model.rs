@@ -92,7 +92,7 @@ impl Model {
         texts.iter().map(run).collect()
     }
 
-    fn predict_one(&self, text: &str, with_sentence: bool) -> Result<Prediction, String> {
+    pub fn predict_one(&self, text: &str, with_sentence: bool) -> Result<Prediction, String> {
         let sentence = self.preprocess(text);
         let batch = self.encoder.encode(std::slice::from_ref(&sentence))?;
         let logits = self.classifier.run(&batch)?.pop().ok_or("model returned no rows")?;

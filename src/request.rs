@@ -103,7 +103,7 @@ fn check_batch_size(n: usize) -> Result<(), ApiError> {
     }
 }
 
-fn check_text(text: String, name: String) -> Result<String, ApiError> {
+pub fn check_text(text: String, name: String) -> Result<String, ApiError> {
     if text.trim().is_empty() {
         return Err(invalid(&format!("{name} is empty")));
     }

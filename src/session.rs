@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
@@ -13,8 +13,10 @@ use crate::config::Settings;
 use crate::tokenize::Batch;
 
 pub struct Classifier {
-    /// `Session::run` takes `&mut self`; one inference at a time is what a 0.3 vCPU Lambda can do anyway.
-    session: Mutex<Session>,
+    /// `Session::run` takes `&mut self`, so each session runs one text at a time: one session is
+    /// what a 0.3 vCPU Lambda can use; bulk scoring opens one per worker (`Settings::sessions`),
+    /// sharing the pre-packed weights, so that workers run side by side.
+    sessions: Vec<Mutex<Session>>,
     feeds_token_types: bool,
     output: String,
 }
@@ -23,8 +25,14 @@ impl Classifier {
     /// `pre_optimized`: the graph is already fused (model/optimize.py), so no optimisation pass.
     pub fn load(model: &Path, pre_optimized: bool, settings: &Settings) -> Result<Self, String> {
         let env = environment(&settings.ort_library)?;
-        let session = build_session(&env, model, pre_optimized, settings)
+        // Sessions of one model share its pre-packed weights: measured, a second session then
+        // costs a few MiB instead of a second copy of every matrix (README, "Bulk scoring").
+        let shared = (settings.sessions > 1).then(PrepackedWeights::new);
+        let sessions = (0..settings.sessions.max(1))
+            .map(|_| build_session(&env, model, pre_optimized, settings, shared.as_ref()))
+            .collect::<ort::Result<Vec<Session>>>()
             .map_err(|e| format!("cannot load ONNX model {}: {e}", model.display()))?;
+        let session = &sessions[0];
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         for required in ["input_ids", "attention_mask"] {
             if !inputs.contains(&required) {
@@ -33,12 +41,12 @@ impl Classifier {
         }
         let feeds_token_types = inputs.contains(&"token_type_ids");
         let output = session.outputs().first().map(|o| o.name().to_string()).ok_or("model has no outputs")?;
-        Ok(Self { session: Mutex::new(session), feeds_token_types, output })
+        Ok(Self { sessions: sessions.into_iter().map(Mutex::new).collect(), feeds_token_types, output })
     }
 
     /// Width of the logits row, when the graph declares it (`None` for a symbolic dimension).
     pub fn declared_width(&self) -> Option<usize> {
-        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let session = self.sessions[0].lock().unwrap_or_else(|p| p.into_inner());
         match session.outputs().first()?.dtype() {
             ort::value::ValueType::Tensor { shape, .. } => {
                 shape.last().and_then(|&d| usize::try_from(d).ok())
@@ -57,7 +65,7 @@ impl Classifier {
             feeds.push(("token_type_ids".into(), tensor(&batch.token_type_ids)?.into()));
         }
         // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.free_session();
         let outputs = session.run(feeds).map_err(|e| format!("inference failed: {e}"))?;
         let (out_shape, logits) = outputs[self.output.as_str()]
             .try_extract_tensor::<f32>()
@@ -71,6 +79,14 @@ impl Classifier {
     }
 }
 
+impl Classifier {
+    /// A session no other thread is running, else (more threads than sessions) wait for the first.
+    fn free_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        let free = self.sessions.iter().find_map(|s| s.try_lock().ok());
+        free.unwrap_or_else(|| self.sessions[0].lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 /// Borrows the batch's buffers: no copy between tokenizer output and the tensors.
 fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
     TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())
@@ -81,19 +97,23 @@ fn build_session(
     model: &Path,
     pre_optimized: bool,
     settings: &Settings,
+    shared: Option<&PrepackedWeights>,
 ) -> ort::Result<Session> {
     // No CPU memory arena: measured on the default model (bench/rss.py, 100 requests), the arena
     // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency.
     let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
     // Even on a fused graph the optimiser's passes cost ~40-80 ms of the cold start.
     let level = if pre_optimized { GraphOptimizationLevel::Disable } else { GraphOptimizationLevel::Level3 };
-    Session::builder(env)?
+    let mut builder = Session::builder(env)?
         .with_optimization_level(level)?
         .with_intra_threads(settings.intra_threads)?
         .with_inter_threads(1)?
         .with_execution_providers([cpu])?
-        .with_prepacking(settings.prepack)?
-        .commit_from_file(model)
+        .with_prepacking(settings.prepack)?;
+    if let Some(weights) = shared {
+        builder = builder.with_prepacked_weights(weights)?;
+    }
+    builder.commit_from_file(model)
 }
 
 /// ONNX Runtime allows one environment per process: it is created once and kept even when a

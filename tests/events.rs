@@ -52,6 +52,10 @@ fn events_parse_as_their_aws_types() {
             "http" => serde_json::from_str::<ApiGatewayV2httpRequest>(&text).map(|_| ()),
             "url" => serde_json::from_str::<LambdaFunctionUrlRequest>(&text).map(|_| ()),
             "alb" => serde_json::from_str::<AlbTargetGroupRequest>(&text).map(|_| ()),
+            // Step Functions' ItemBatcher input has no type in aws_lambda_events: its two fields.
+            "map" => serde_json::from_str::<Value>(&text).map(|v| {
+                assert!(v["Items"].is_array() && v["BatchInput"].is_object(), "{}", path.display());
+            }),
             other => panic!("unknown front door {other:?} in {}", path.display()),
         };
         parsed.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -62,7 +66,8 @@ fn events_parse_as_their_aws_types() {
 async fn invoke(event: &str) -> Result<Value, lambda_runtime::Diagnostic> {
     let models = common::cell(common::fixture("tiny"));
     let raw = RawValue::from_string(event.to_string()).unwrap();
-    sentimiento::lambda::dispatch(models, LambdaEvent::new(raw, Context::default())).await
+    let answer = sentimiento::lambda::dispatch(models, LambdaEvent::new(raw, Context::default())).await?;
+    Ok(serde_json::from_str(answer.get()).unwrap())
 }
 
 #[tokio::test]
@@ -71,6 +76,10 @@ async fn the_lambda_front_door_answers_every_event_in_its_own_shape() {
     for path in event_files() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let response = invoke(&std::fs::read_to_string(&path).unwrap()).await.unwrap();
+        if door_and_case(&path).0 == "map" {
+            check_items(&name, &expected[door_and_case(&path).1], &response);
+            continue;
+        }
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         let want = &expected[door_and_case(&path).1];
         assert_eq!(response["statusCode"], want["status"], "{name}: {body}");
@@ -92,6 +101,27 @@ async fn events_that_are_not_http_fail_the_invocation_saying_what_came() {
         assert_eq!(error.error_type, "UnsupportedEvent", "{event}");
         assert!(error.error_message.contains(got), "{event}: {}", error.error_message);
     }
+}
+
+/// A Distributed Map batch: one answer per item, in order, ids echoed, errors in place.
+fn check_items(name: &str, want: &Value, answer: &Value) {
+    let items = answer.as_array().unwrap_or_else(|| panic!("{name}: not an array: {answer}"));
+    let field = |key: &str| -> Vec<Value> { items.iter().map(|i| i[key].clone()).collect() };
+    let codes: Vec<Value> = items.iter().map(|i| i["error"]["code"].clone()).collect();
+    assert_eq!(Value::from(field("output")), want["outputs"], "{name}: {answer}");
+    assert_eq!(Value::from(field("id")), want["ids"], "{name}: {answer}");
+    assert_eq!(Value::from(codes), want["codes"], "{name}: {answer}");
+}
+
+#[tokio::test]
+async fn a_distributed_map_batch_over_the_limit_or_for_no_model_fails_as_a_whole() {
+    let items: Vec<Value> =
+        (0..=sentimiento::lambda::MAX_ITEMS).map(|i| serde_json::json!({"text": format!("t{i}")})).collect();
+    let error = invoke(&serde_json::json!({ "Items": items }).to_string()).await.unwrap_err();
+    assert_eq!(error.error_type, "BatchTooLarge");
+    let unknown = r#"{"Items": [{"text": "hola"}], "BatchInput": {"task": "irony"}}"#;
+    let error = invoke(unknown).await.unwrap_err();
+    assert_eq!(error.error_type, "unknown_model", "{}", error.error_message);
 }
 
 /// The checks tests/e2e_lambda.py makes of the same file, on the same events.
