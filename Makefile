@@ -22,13 +22,13 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-models bench-preprocess soak fuzz clean
+	bench bench-bulk bench-models bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
-	@echo "               torch-venv bench bench-models bench-preprocess soak fuzz clean"
+	@echo "               torch-venv bench bench-bulk bench-models bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -246,6 +246,12 @@ fuzz:
 # through six of them (bench/models_memory.py; the cgroup part needs root).
 bench-models: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/models_memory.py $(BIN) bench/build/models-memory
+
+# Bulk scoring against pysentimiento and Python onnxruntime (bench/bulk.py; BULK_N texts per rate).
+BULK_N ?= 3000
+bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) bench-models
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/bulk.py --rust $(BIN) --evomsa $(EVOMSA) \
+	  --checkpoint bench/build/models-memory/checkpoint --converted bench/build/models-memory/converted --n $(BULK_N)
 
 soak: $(ORT_LIB) $(BIN) model
 	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000

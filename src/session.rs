@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ort::environment::Environment;
-use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
@@ -14,8 +14,10 @@ use crate::tokenize::Batch;
 
 pub struct Classifier {
     /// `Session::run` takes `&mut self`, so each session runs one text at a time: one session is
-    /// what a 0.3 vCPU Lambda can use; bulk scoring opens one per worker (`Settings::sessions`),
-    /// sharing the pre-packed weights, so that workers run side by side.
+    /// what a 0.3 vCPU Lambda can use; bulk scoring opens one per worker (`Settings::sessions`) so
+    /// that workers run side by side. Each holds its own pre-packed weights: ort's shared
+    /// PrepackedWeights container was measured to save nothing on these int8 graphs (2 workers on
+    /// the RoBERTuito-sized model: 243 MiB peak with it, 239 MiB without).
     sessions: Vec<Mutex<Session>>,
     feeds_token_types: bool,
     output: String,
@@ -25,11 +27,8 @@ impl Classifier {
     /// `pre_optimized`: the graph is already fused (model/optimize.py), so no optimisation pass.
     pub fn load(model: &Path, pre_optimized: bool, settings: &Settings) -> Result<Self, String> {
         let env = environment(&settings.ort_library)?;
-        // Sessions of one model share its pre-packed weights: measured, a second session then
-        // costs a few MiB instead of a second copy of every matrix (README, "Bulk scoring").
-        let shared = (settings.sessions > 1).then(PrepackedWeights::new);
         let sessions = (0..settings.sessions.max(1))
-            .map(|_| build_session(&env, model, pre_optimized, settings, shared.as_ref()))
+            .map(|_| build_session(&env, model, pre_optimized, settings))
             .collect::<ort::Result<Vec<Session>>>()
             .map_err(|e| format!("cannot load ONNX model {}: {e}", model.display()))?;
         let session = &sessions[0];
@@ -97,23 +96,19 @@ fn build_session(
     model: &Path,
     pre_optimized: bool,
     settings: &Settings,
-    shared: Option<&PrepackedWeights>,
 ) -> ort::Result<Session> {
     // No CPU memory arena: measured on the default model (bench/rss.py, 100 requests), the arena
     // kept ~21 MiB more resident (153 vs 132 MiB peak) at the same latency.
     let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
     // Even on a fused graph the optimiser's passes cost ~40-80 ms of the cold start.
     let level = if pre_optimized { GraphOptimizationLevel::Disable } else { GraphOptimizationLevel::Level3 };
-    let mut builder = Session::builder(env)?
+    Session::builder(env)?
         .with_optimization_level(level)?
         .with_intra_threads(settings.intra_threads)?
         .with_inter_threads(1)?
         .with_execution_providers([cpu])?
-        .with_prepacking(settings.prepack)?;
-    if let Some(weights) = shared {
-        builder = builder.with_prepacked_weights(weights)?;
-    }
-    builder.commit_from_file(model)
+        .with_prepacking(settings.prepack)?
+        .commit_from_file(model)
 }
 
 /// ONNX Runtime allows one environment per process: it is created once and kept even when a

@@ -14,23 +14,35 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn serve(port: u16) -> Child {
-    serve_with(port, Command::new(env!("CARGO_BIN_EXE_sentimiento")).arg("serve"))
+fn serve() -> (Child, u16) {
+    serve_with(|| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sentimiento"));
+        command.arg("serve");
+        command
+    })
 }
 
-fn serve_with(port: u16, command: &mut Command) -> Child {
-    let child = command
-        .env("PORT", port.to_string())
-        .env("MODEL_DIR", fixture())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Starts the server on a free port. Tests of this file run side by side, and two of them can be
+/// handed the same free port: the one whose server could not listen starts again on another.
+fn serve_with(command: impl Fn() -> Command) -> (Child, u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
+    loop {
+        let port = free_port();
+        let mut child = command()
+            .env("PORT", port.to_string())
+            .env("MODEL_DIR", fixture())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         std::thread::sleep(Duration::from_millis(50));
+        if child.try_wait().unwrap().is_none() {
+            return (child, port);
+        }
     }
-    child
 }
 
 fn sigterm(child: &Child) {
@@ -40,8 +52,7 @@ fn sigterm(child: &Child) {
 
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
-    let port = free_port();
-    let mut server = serve(port);
+    let (mut server, port) = serve();
     let body = r#"{"text": "me encanta este día"}"#;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let head = format!(
@@ -68,15 +79,13 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
 
 #[test]
 fn running_out_of_file_descriptors_does_not_end_the_server() {
-    let port = free_port();
     // 48 descriptors, and no connection cap below that: accept() itself fails with EMFILE.
-    let mut server = serve_with(
-        port,
-        Command::new("sh")
-            .args(["-c", "ulimit -n 48 && exec \"$0\" serve", env!("CARGO_BIN_EXE_sentimiento")])
-            .env("SENTIMIENTO_MAX_CONNECTIONS", "1000")
-            .env("SENTIMIENTO_HEADER_TIMEOUT_S", "30"),
-    );
+    let (mut server, port) = serve_with(|| {
+        let mut command = Command::new("sh");
+        command.args(["-c", "ulimit -n 48 && exec \"$0\" serve", env!("CARGO_BIN_EXE_sentimiento")]);
+        command.env("SENTIMIENTO_MAX_CONNECTIONS", "1000").env("SENTIMIENTO_HEADER_TIMEOUT_S", "30");
+        command
+    });
     let idle: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(server.try_wait().unwrap().is_none(), "the server exited when accept() failed");
