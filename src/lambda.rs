@@ -40,28 +40,30 @@ pub async fn dispatch(
 ) -> Result<Box<RawValue>, Diagnostic> {
     let LambdaEvent { payload, context } = event;
     let raw = payload.get();
-    let answer = if let Ok(batch) = serde_json::from_str::<MapBatch>(raw) {
-        map_batch(models, batch).await?
-    } else {
-        let response = match undecodable_body(raw) {
-            None => http(models, raw, context, None).await?,
-            // The body is dropped before lambda_http converts the event, and the client gets a 400.
-            Some(refusal) => http(models, &without_body(raw), context, Some(refusal)).await?,
-        };
-        response.to_string()
+    let probe: Probe = serde_json::from_str(raw).unwrap_or_default();
+    let answer = match (probe.items, undecodable_body(probe.base64, probe.body)) {
+        (Some(items), _) => map_batch(models, items, probe.batch_input).await?,
+        (None, None) => http(models, raw, context, None).await?,
+        // The body is dropped before lambda_http converts the event, and the client gets a 400.
+        (None, Some(refusal)) => http(models, &without_body(raw), context, Some(refusal)).await?,
     };
     RawValue::from_string(answer)
         .map_err(|e| failure("ResponseEncoding", format!("cannot encode the answer: {e}")))
 }
 
-/// What Step Functions' ItemBatcher sends: the items (objects read from JSON Lines) and the
-/// BatchInput the state machine sets.
-#[derive(Deserialize)]
-struct MapBatch {
+/// The fields that tell the kinds of event apart, read in one pass: Step Functions' ItemBatcher
+/// sends `Items` (objects read from JSON Lines) and the `BatchInput` the state machine sets; an
+/// HTTP event may carry a body lambda_http would have to decode from base64.
+#[derive(Deserialize, Default)]
+struct Probe<'a> {
     #[serde(rename = "Items")]
-    items: Vec<Value>,
+    items: Option<Vec<Value>>,
     #[serde(rename = "BatchInput", default)]
     batch_input: BatchInput,
+    #[serde(default, rename = "isBase64Encoded")]
+    base64: bool,
+    #[serde(default, borrow)]
+    body: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,19 +77,20 @@ struct BatchInput {
 /// A JSON array with one answer per item, in order. Whole-batch problems (an unknown model, a
 /// model that cannot load, too many items) fail the invocation, so that Step Functions retries
 /// or reports it; a bad item gets its error in place.
-async fn map_batch(models: &'static Registry, batch: MapBatch) -> Result<String, Diagnostic> {
-    if batch.items.len() > MAX_ITEMS {
-        let message = format!(
-            "{} items; at most {MAX_ITEMS} per batch (ItemBatcher MaxItemsPerBatch)",
-            batch.items.len()
-        );
+async fn map_batch(
+    models: &'static Registry,
+    items: Vec<Value>,
+    input: BatchInput,
+) -> Result<String, Diagnostic> {
+    if items.len() > MAX_ITEMS {
+        let message =
+            format!("{} items; at most {MAX_ITEMS} per batch (ItemBatcher MaxItemsPerBatch)", items.len());
         return Err(failure("BatchTooLarge", message));
     }
-    let BatchInput { task, lang, include_sentence } = batch.batch_input;
+    let BatchInput { task, lang, include_sentence } = input;
     let entry =
         models.resolve(task.as_deref(), lang.as_deref()).map_err(|e| failure(e.code(), e.message()))?;
     let model = models.get(entry).await.map_err(|e| failure(e.code(), e.message()))?;
-    let items = batch.items;
     let lines = tokio::task::spawn_blocking(move || {
         items.iter().map(|item| crate::bulk::answer(&model, item, include_sentence).0).collect::<Vec<_>>()
     })
@@ -107,7 +110,7 @@ async fn http(
     raw: &str,
     context: Context,
     refusal: Option<ApiError>,
-) -> Result<Value, Diagnostic> {
+) -> Result<String, Diagnostic> {
     let request: LambdaRequest = serde_json::from_str(raw).map_err(|_| unsupported(raw))?;
     // lambda_http's adapter (public, though undocumented) turns the handler's response into the
     // shape the event's origin expects: REST, HTTP API / function URL, or ALB.
@@ -121,23 +124,13 @@ async fn http(
         }
     }));
     let response = adapter.call(LambdaEvent::new(request, context)).await.unwrap_or_else(|e| match e {});
-    serde_json::to_value(response)
+    serde_json::to_string(&response)
         .map_err(|e| failure("ResponseEncoding", format!("cannot encode the response: {e}")))
 }
 
-/// The fields that say whether lambda_http would have to decode the body.
-#[derive(Deserialize)]
-struct BodyProbe<'a> {
-    #[serde(default, rename = "isBase64Encoded")]
-    base64: bool,
-    #[serde(default, borrow)]
-    body: Option<std::borrow::Cow<'a, str>>,
-}
-
 /// An HTTP event whose body claims base64 but does not decode: the 400 it gets.
-fn undecodable_body(raw: &str) -> Option<ApiError> {
-    let probe: BodyProbe = serde_json::from_str(raw).ok()?;
-    let body = probe.body.filter(|_| probe.base64)?;
+fn undecodable_body(is_base64: bool, body: Option<std::borrow::Cow<str>>) -> Option<ApiError> {
+    let body = body.filter(|_| is_base64)?;
     let error = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).err()?;
     Some(ApiError::InvalidRequest(format!(
         "the event's body is marked base64 but is not valid base64: {error}"
