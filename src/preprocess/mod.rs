@@ -92,7 +92,8 @@ impl Default for Options {
     }
 }
 
-/// Compiled once per process (the model cell owns one): regexes, the emoji tree, Python's `\w`.
+/// Compiled once per process (the registry shares one among its models): regexes, the emoji tree,
+/// Python's `\w`.
 pub struct Preprocessor {
     word: WordClass,
     emoji: EmojiTable,
