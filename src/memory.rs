@@ -25,13 +25,17 @@ pub fn anon_kib() -> u64 {
 }
 
 fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or("");
-    line.trim_start_matches(field).trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+    field_kib(&std::fs::read_to_string("/proc/self/status").unwrap_or_default(), field).unwrap_or(0)
 }
 
-/// Hands freed heap pages back to the kernel after a model is unloaded, so that the next model's
-/// memory check sees them gone (glibc otherwise keeps them for reuse).
+/// One `Name:   1234 kB` line of /proc/self/status, in KiB.
+fn field_kib(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Hands freed heap pages back to the kernel after a model is unloaded, so that the memory the
+/// budget counted as freed is freed (glibc otherwise keeps them for reuse).
 pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused memory of the allocator's own arenas to the kernel.
@@ -41,11 +45,7 @@ pub fn release_free_heap() {
 }
 
 fn parse(status: &str) -> Option<Rss> {
-    let field = |name: &str| -> Option<f64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: f64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some((kib / 1024.0 * 10.0).round() / 10.0)
-    };
+    let field = |name: &str| field_kib(status, name).map(|kib| (kib as f64 / 1024.0 * 10.0).round() / 10.0);
     Some(Rss { rss_mb: field("VmRSS:")?, peak_rss_mb: field("VmHWM:")? })
 }
 

@@ -248,8 +248,8 @@ impl Entry {
             "lang": self.lang,
             "dir": self.dir,
             "memory_mb": (self.footprint_mb() * 10.0).round() / 10.0,
+            "loaded": false,
         });
-        about["loaded"] = json!(false);
         if let Some(m) = self.loaded() {
             about["loaded"] = json!(true);
             about["name"] = json!(m.spec.name);

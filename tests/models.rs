@@ -31,6 +31,13 @@ fn three_models() -> tempfile::TempDir {
     root
 }
 
+/// The three models with a memory budget of `budget_mb`.
+fn budgeted(root: &Path, budget_mb: f64) -> &'static sentimiento::registry::Registry {
+    let mut settings = Settings::for_model(root);
+    settings.memory_budget_mb = Some(budget_mb);
+    registry(settings)
+}
+
 fn body(text: &str, task: Option<&str>, lang: Option<&str>) -> String {
     let mut body = json!({ "text": text, "include_sentence": true });
     if let Some(task) = task {
@@ -95,10 +102,8 @@ async fn health_lists_every_model_and_which_are_loaded() {
 #[tokio::test]
 async fn over_the_memory_budget_the_least_recently_used_model_is_unloaded_first() {
     let root = three_models();
-    let mut settings = Settings::for_model(root.path());
     // Any process is over 1 MB: every load must make room by unloading the others.
-    settings.memory_budget_mb = Some(1.0);
-    let models = registry(settings);
+    let models = budgeted(root.path(), 1.0);
     let ask = |task, lang| body("excelente", Some(task), Some(lang));
     for (task, lang) in [("sentiment", "es"), ("emotion", "es")] {
         let reply = call(models, "POST", "/predict", Some(&ask(task, lang))).await;
@@ -116,9 +121,7 @@ async fn over_the_memory_budget_the_least_recently_used_model_is_unloaded_first(
 #[tokio::test]
 async fn within_the_budget_every_model_stays_loaded() {
     let root = three_models();
-    let mut settings = Settings::for_model(root.path());
-    settings.memory_budget_mb = Some(1_000_000.0);
-    let models = registry(settings);
+    let models = budgeted(root.path(), 1_000_000.0);
     for (task, lang) in [("sentiment", "es"), ("emotion", "es"), ("sentiment", "it")] {
         call(models, "POST", "/predict", Some(&body("hola", Some(task), Some(lang)))).await;
     }
