@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::access::ApiKey;
+use crate::metrics::Emf;
+
 /// Request limits, enforced before any model work.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH: usize = 64;
@@ -41,6 +44,12 @@ pub struct Settings {
     pub queue_timeout: Duration,
     /// Open connections at once; more are closed as they arrive.
     pub max_connections: usize,
+    /// Plain HTTP server: `/predict` and `/metrics` need `Authorization: Bearer <key>` (access.rs).
+    pub api_key: Option<ApiKey>,
+    /// Browser origins allowed to call (CORS); `*` for any, empty for none.
+    pub cors_origins: Vec<String>,
+    /// On Lambda: where the CloudWatch EMF metrics go; `None` off (SENTIMIENTO_EMF=0, or not Lambda).
+    pub emf: Option<Emf>,
 }
 
 impl Settings {
@@ -62,6 +71,15 @@ impl Settings {
             body_timeout: seconds("SENTIMIENTO_BODY_TIMEOUT_S", 10.0)?,
             queue_timeout: seconds("SENTIMIENTO_QUEUE_TIMEOUT_S", 10.0)?,
             max_connections: parse("SENTIMIENTO_MAX_CONNECTIONS", 256)?,
+            api_key: var("SENTIMIENTO_API_KEY").map(ApiKey),
+            cors_origins: list(var("SENTIMIENTO_CORS_ORIGINS")),
+            emf: match (var("AWS_LAMBDA_FUNCTION_NAME"), flag("SENTIMIENTO_EMF", true)?) {
+                (Some(function_name), true) => Some(Emf {
+                    namespace: var("SENTIMIENTO_METRICS_NAMESPACE").unwrap_or_else(|| "Sentimiento".into()),
+                    function_name,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -81,6 +99,9 @@ impl Settings {
             body_timeout: Duration::from_secs(10),
             queue_timeout: Duration::from_secs(10),
             max_connections: 256,
+            api_key: None,
+            cors_origins: Vec::new(),
+            emf: None,
         }
     }
 }
@@ -101,6 +122,13 @@ fn memory_budget(explicit_mb: f64, lambda_mb: f64) -> Option<f64> {
         (false, true) => Some(lambda_mb * (1.0 - LAMBDA_HEADROOM)),
         (false, false) => None,
     }
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(value: Option<String>) -> Vec<String> {
+    value.map_or_else(Vec::new, |v| {
+        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    })
 }
 
 fn var(name: &str) -> Option<String> {

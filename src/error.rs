@@ -16,6 +16,10 @@ pub enum ApiError {
     InvalidRequest(String),
     /// No model is served for the `task` and `lang` the request named (the message lists them).
     UnknownModel(String),
+    /// The plain server's API key is missing or wrong.
+    Unauthorized(String),
+    /// A CORS preflight from an origin not on the allow-list.
+    OriginNotAllowed(String),
     NotFound(String),
     MethodNotAllowed {
         method: String,
@@ -39,6 +43,8 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::UnknownModel(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::OriginNotAllowed(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::RequestTimeout(_) => 408,
@@ -56,6 +62,8 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidRequest(_) => "invalid_request",
             Self::UnknownModel(_) => "unknown_model",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::RequestTimeout(_) => "request_timeout",
@@ -77,6 +85,8 @@ impl ApiError {
             Self::InvalidJson(m)
             | Self::InvalidRequest(m)
             | Self::UnknownModel(m)
+            | Self::Unauthorized(m)
+            | Self::OriginNotAllowed(m)
             | Self::NotFound(m)
             | Self::RequestTimeout(m)
             | Self::PayloadTooLarge(m)
@@ -115,6 +125,8 @@ mod tests {
             ApiError::InvalidJson("x".into()),
             ApiError::InvalidRequest("x".into()),
             ApiError::UnknownModel("x".into()),
+            ApiError::Unauthorized("x".into()),
+            ApiError::OriginNotAllowed("x".into()),
             ApiError::NotFound("x".into()),
             ApiError::MethodNotAllowed { method: "PUT".into(), allowed: "POST" },
             ApiError::RequestTimeout("x".into()),

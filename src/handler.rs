@@ -1,58 +1,121 @@
-//! The one handler every front door calls: an HTTP request in, a JSON response out.
+//! The one handler every front door calls: an HTTP request in, a response out. Every response
+//! leaves through `handle_with`, which gives it its request id, its log line and its metrics.
 
 use std::time::Instant;
 
 use aws_lambda_events::encodings::Body;
 use lambda_http::http::{header, HeaderValue, Method, Request, Response};
+use lambda_http::RequestExt;
 use serde::Serialize;
-use serde_json::json;
+use tracing::Instrument;
 
+use crate::access;
 use crate::error::{ApiError, ErrorDetail};
 use crate::postprocess::Prediction;
-use crate::registry::{Entry, Registry};
+use crate::registry::Registry;
 use crate::request::{check_content_encoding, check_content_type, parse_predict, PredictRequest};
 use crate::work::Ticket;
+use crate::{request_id, status};
+
+/// The API's contract (OpenAPI 3.1), served at `/openapi.json` and checked against real answers
+/// by `make test` (tests/api/check.py).
+const OPENAPI: &str = include_str!("web/openapi.json");
+/// The playground at `/`: one page, no external resources.
+const PLAYGROUND: &str = include_str!("web/playground.html");
 
 /// The entry of the front doors whose requests nobody abandons or queues (Lambda, the CLI).
 pub async fn handle(models: &'static Registry, req: Request<Body>) -> Response<Body> {
-    handle_with(models, req, Ticket::unlimited()).await
+    handle_with(models, req, Ok(Ticket::unlimited())).await
 }
 
-/// Every front door's entry: the request is handled on its own task, so that a panic anywhere on
-/// the request path (there should be none) is answered with a 500 JSON error and logged, and
-/// never takes down the connection or the Lambda invocation with it. The ticket goes with the
-/// work (see `work`).
-pub async fn handle_with(models: &'static Registry, req: Request<Body>, ticket: Ticket) -> Response<Body> {
-    catch_panics(handle_request(models, req, ticket)).await
+/// Every front door's entry. `admission` is what the front door decided before the handler
+/// (the plain server's key, body and capacity checks): a refusal is answered here like any error.
+/// The request is handled on its own task, so that a panic anywhere on its path (there should be
+/// none) is answered with a 500 JSON error, and a client that hangs up (which drops this future)
+/// still leaves its log line and metrics. The ticket goes with the work (see `work`).
+pub async fn handle_with(
+    models: &'static Registry,
+    req: Request<Body>,
+    admission: Result<Ticket, ApiError>,
+) -> Response<Body> {
+    let seen = Seen::of(models, &req);
+    let answering = async move {
+        match admission {
+            Ok(ticket) => route(models, req, ticket).await,
+            Err(refusal) => Err(refusal),
+        }
+    };
+    on_own_task(models, seen, answering).await
 }
 
-async fn catch_panics<F>(handling: F) -> Response<Body>
+async fn on_own_task<F>(models: &'static Registry, seen: Seen, answering: F) -> Response<Body>
 where
-    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Body>, ApiError>> + Send + 'static,
 {
-    match tokio::spawn(handling).await {
+    let span = tracing::info_span!("request", request_id = %seen.id);
+    let task = {
+        let seen = seen.clone();
+        async move {
+            let _in_flight = models.metrics().enter();
+            finish(models, &seen, answering.await)
+        }
+    };
+    match tokio::spawn(task.instrument(span.clone())).await {
         Ok(response) => response,
-        Err(e) => error_response(&ApiError::Internal(format!("the request handler failed: {e}"))),
+        Err(e) => {
+            let failed = ApiError::Internal(format!("the request handler failed: {e}"));
+            span.in_scope(|| finish(models, &seen, Err(failed)))
+        }
     }
 }
 
-async fn handle_request(models: &'static Registry, req: Request<Body>, ticket: Ticket) -> Response<Body> {
-    let started = Instant::now();
-    let result = route(models, &req, ticket).await;
-    let status = result.as_ref().map_or_else(ApiError::status, |_| 200);
-    // Lengths and counts only: users' texts never reach the logs.
-    tracing::info!(
-        event = "request",
-        method = %req.method(),
-        path = req.uri().path(),
-        status,
-        body_bytes = req.body().len(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
-    );
-    match result {
-        Ok(body) => json_response(200, body),
-        Err(err) => error_response(&err),
+/// What the answer needs to know of its request once the request itself is consumed.
+#[derive(Clone)]
+struct Seen {
+    id: String,
+    started: Instant,
+    method: Method,
+    path: String,
+    body_bytes: usize,
+    /// The request's `Origin`, when it is allowed to read the answer (CORS).
+    origin: Option<HeaderValue>,
+}
+
+impl Seen {
+    fn of(models: &Registry, req: &Request<Body>) -> Self {
+        Self {
+            id: request_id::of(req),
+            started: Instant::now(),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            body_bytes: req.body().len(),
+            origin: access::allowed_origin(&models.settings().cors_origins, req.headers()),
+        }
     }
+}
+
+/// The one way out: the response (or the error's), its log line, its metrics and its headers.
+fn finish(models: &Registry, seen: &Seen, result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    let code = result.as_ref().err().map(ApiError::code);
+    let mut response = result.unwrap_or_else(|err| error_response(&err));
+    let seconds = seen.started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    // Lengths and counts only: users' texts never reach the logs.
+    let (method, path, body_bytes) = (&seen.method, seen.path.as_str(), seen.body_bytes);
+    tracing::info!(event = "request", method = %method, path, status, body_bytes, ms = seconds * 1e3);
+    let route = match endpoint(path) {
+        "" => "playground",
+        name => name,
+    };
+    models.metrics().request(route, status, code, seconds, &seen.id);
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&seen.id) {
+        headers.insert(request_id::HEADER, id);
+    }
+    if let Some(origin) = seen.origin.clone() {
+        access::allow_origin(headers, origin);
+    }
+    response
 }
 
 pub fn error_response(err: &ApiError) -> Response<Body> {
@@ -64,12 +127,16 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         tracing::error!(event = "error", code = err.code(), message = %err.message());
     }
     let mut response = json_response(err.status(), err.body().to_string());
+    let headers = response.headers_mut();
     match err {
         ApiError::MethodNotAllowed { allowed, .. } => {
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed));
+            headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
         }
         ApiError::Overloaded(_) => {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        ApiError::Unauthorized(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         _ => {}
     }
@@ -77,9 +144,13 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 }
 
 fn json_response(status: u16, body: String) -> Response<Body> {
+    content(status, "application/json", body)
+}
+
+fn content(status: u16, content_type: &'static str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::Text(body))
         .expect("static status and header are valid")
 }
@@ -90,18 +161,32 @@ pub fn endpoint(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
-async fn route(models: &'static Registry, req: &Request<Body>, ticket: Ticket) -> Result<String, ApiError> {
+const GET: &[Method] = &[Method::GET, Method::HEAD];
+
+async fn route(
+    models: &'static Registry,
+    req: Request<Body>,
+    ticket: Ticket,
+) -> Result<Response<Body>, ApiError> {
+    if let Some(answer) = access::preflight(&models.settings().cors_origins, req.method(), req.headers()) {
+        return answer;
+    }
     let path = req.uri().path().trim_end_matches('/');
+    let on_lambda = req.lambda_context_ref().is_some();
     match endpoint(path) {
         "predict" => {
             allow(req.method(), &[Method::POST], "POST")?;
-            predict(models, req, ticket).await
+            Ok(json_response(200, predict(models, &req, ticket).await?))
         }
-        "health" => {
-            allow(req.method(), &[Method::GET, Method::HEAD], "GET")?;
-            Ok(health(models).to_string())
-        }
-        _ => Err(ApiError::NotFound(format!("no route {path:?}; use POST /predict or GET /health"))),
+        "health" => allow(req.method(), GET, "GET").map(|()| json_response(200, status::health(models).to_string())),
+        "info" => allow(req.method(), GET, "GET").map(|()| json_response(200, status::info(models, on_lambda).to_string())),
+        "metrics" => allow(req.method(), GET, "GET")
+            .map(|()| content(200, crate::metrics::CONTENT_TYPE, models.metrics().render())),
+        "openapi.json" => allow(req.method(), GET, "GET").map(|()| json_response(200, OPENAPI.into())),
+        "" => allow(req.method(), GET, "GET").map(|()| content(200, "text/html; charset=utf-8", PLAYGROUND.into())),
+        _ => Err(ApiError::NotFound(format!(
+            "no route {path:?}; use POST /predict, GET /health, /info, /metrics, /openapi.json or / (the playground)"
+        ))),
     }
 }
 
@@ -127,9 +212,11 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     ticket.waited_in_time()?;
     let worker = model.clone();
     let proceed = move || ticket.still_wanted();
+    let (count, started) = (texts.len(), Instant::now());
     let predictions = tokio::task::spawn_blocking(move || worker.predict(&texts, include_sentence, proceed))
         .await
         .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;
+    models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {
         None => Item::Prediction(predictions.next().expect("one prediction per valid text")),
@@ -157,24 +244,20 @@ enum Item {
     Error { error: ErrorDetail },
 }
 
-/// `model`: the default model (what a request naming no task gets); `models`: every model served.
-fn health(models: &Registry) -> serde_json::Value {
-    let model = models.default_entry().map_or(serde_json::Value::Null, Entry::describe);
-    let all: Vec<serde_json::Value> = models.entries().iter().map(Entry::describe).collect();
-    let mut memory = json!(crate::memory::rss());
-    memory["budget_mb"] = json!(models.settings().memory_budget_mb);
-    json!({ "status": "ok", "model": model, "models": all, "memory": memory })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_panicking_handler_is_answered_with_a_500_json_error() {
-        let response = catch_panics(async { panic!("boom") }).await;
+    async fn a_panicking_handler_is_answered_with_a_500_json_error_and_its_id() {
+        let models: &'static Registry =
+            Box::leak(Box::new(Registry::new(crate::config::Settings::for_model("/nonexistent"))));
+        let req = Request::builder().uri("/predict").header("x-request-id", "r-1").body(Body::Empty).unwrap();
+        let response = on_own_task(models, Seen::of(models, &req), async { panic!("boom") }).await;
         assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["x-request-id"], "r-1");
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"]["code"], "internal_error");
+        assert!(models.metrics().render().contains("route=\"predict\",status=\"500\"} 1"));
     }
 }

@@ -19,6 +19,7 @@ use lambda_runtime::Diagnostic;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::handler::{error_response, handle};
@@ -42,7 +43,10 @@ pub async fn dispatch(
     let raw = payload.get();
     let probe: Probe = serde_json::from_str(raw).unwrap_or_default();
     let answer = match (probe.items, undecodable_body(probe.base64, probe.body)) {
-        (Some(items), _) => map_batch(models, items, probe.batch_input).await?,
+        (Some(items), _) => {
+            let span = tracing::info_span!("request", request_id = %context.request_id);
+            map_batch(models, items, probe.batch_input).instrument(span).await?
+        }
         (None, None) => http(models, raw, context, None).await?,
         // The body is dropped before lambda_http converts the event, and the client gets a 400.
         (None, Some(refusal)) => http(models, &without_body(raw), context, Some(refusal)).await?,
@@ -91,11 +95,13 @@ async fn map_batch(
     let entry =
         models.resolve(task.as_deref(), lang.as_deref()).map_err(|e| failure(e.code(), e.message()))?;
     let model = models.get(entry).await.map_err(|e| failure(e.code(), e.message()))?;
+    let (count, started) = (items.len(), std::time::Instant::now());
     let lines = tokio::task::spawn_blocking(move || {
         items.iter().map(|item| crate::bulk::answer(&model, item, include_sentence).0).collect::<Vec<_>>()
     })
     .await
     .map_err(|e| failure("InferencePanicked", e.to_string()))?;
+    models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     tracing::info!(event = "map_batch", items = lines.len(), task = %entry.task, lang = %entry.lang);
     Ok(format!("[{}]", lines.join(",")))
 }

@@ -1,4 +1,6 @@
 //! Structured JSON logs. Under Lambda: no ANSI colours and no timestamps (CloudWatch adds its own).
+//! A request's lines carry `"span": {"request_id": ...}` (handler.rs), e.g. for the CloudWatch
+//! Logs filter `{ $.span.request_id = "..." }`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +11,8 @@ pub fn init(on_lambda: bool) {
         .with_env_filter(filter)
         .with_ansi(false)
         .with_target(false)
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .with_writer(std::io::stderr);
     // try_init: tests and repeated calls must not panic on an already set subscriber.
     let _ = if on_lambda { builder.without_time().try_init() } else { builder.try_init() };

@@ -15,7 +15,8 @@ static MODELS: OnceLock<Registry> = OnceLock::new();
 
 const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [--include-sentence] [TEXT...] | preprocess [--lang es] | help]
   (no command)    the Lambda runtime under AWS Lambda, else `serve`
-  serve           HTTP server on $PORT (default 8080): POST /predict, GET /health
+  serve           HTTP server on $PORT (default 8080): POST /predict, GET /health, /info, /metrics,
+                  /openapi.json and the playground at /
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON; --task and
                   --lang choose the model when MODEL_DIR holds several (MODEL_DIR/<task>/<lang>/);
                   --include-sentence adds the preprocessed text
@@ -27,7 +28,8 @@ const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
   SENTIMIENTO_MAX_IN_FLIGHT, SENTIMIENTO_MEMORY_MB, SENTIMIENTO_HEADER_TIMEOUT_S, SENTIMIENTO_BODY_TIMEOUT_S,
-  SENTIMIENTO_QUEUE_TIMEOUT_S, SENTIMIENTO_MAX_CONNECTIONS, RUST_LOG";
+  SENTIMIENTO_QUEUE_TIMEOUT_S, SENTIMIENTO_MAX_CONNECTIONS, SENTIMIENTO_API_KEY, SENTIMIENTO_CORS_ORIGINS,
+  SENTIMIENTO_EMF, SENTIMIENTO_METRICS_NAMESPACE, RUST_LOG";
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();

@@ -13,10 +13,12 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::memory;
+use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::model_dir::{ModelSpec, Pipeline, DEFAULT_TASK};
 use crate::preprocess::Preprocessor;
@@ -35,6 +37,8 @@ pub struct Registry {
     /// The process's own resident memory before any model (MiB), counted against the budget.
     base_mb: f64,
     clock: AtomicU64,
+    /// What the process counts (metrics.rs): kept here, the one process-wide place.
+    metrics: Metrics,
 }
 
 /// One servable (task, lang) pair and its model directory.
@@ -70,6 +74,7 @@ impl Registry {
             None => (entries.len() == 1).then_some(0),
         };
         Self {
+            metrics: Metrics::new(settings.emf.clone()),
             settings,
             entries,
             default,
@@ -82,6 +87,10 @@ impl Registry {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -127,7 +136,7 @@ impl Registry {
             return Ok(model);
         }
         // On its own task: a client that hangs up mid-load does not waste the load for the next one.
-        tokio::spawn(self.load(entry))
+        tokio::spawn(self.load(entry).in_current_span())
             .await
             .map_err(|e| ApiError::ModelUnavailable(format!("model loading panicked: {e}")))?
     }
@@ -155,6 +164,7 @@ impl Registry {
                 return Err(ApiError::ModelUnavailable(message));
             }
         };
+        self.metrics.model_loaded(&entry.task, &entry.lang, started.elapsed().as_secs_f64());
         let added_kib = memory::anon_kib().saturating_sub(before_kib);
         entry.measured_kib.store(added_kib.max(1), Ordering::Relaxed);
         let rss = memory::rss();

@@ -20,16 +20,24 @@ pub struct PredictRequest {
     pub lang: Option<String>,
 }
 
-/// Unknown fields are rejected: a typo such as `"txt"` should fail loudly, not be ignored.
+/// Unknown fields are rejected: a typo such as `"txt"` should fail loudly, not be ignored; so is a
+/// `null` text (`task` and `lang` may be `null`: the default).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
+    #[serde(default, deserialize_with = "not_null")]
     text: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     texts: Option<Vec<String>>,
     #[serde(default)]
     include_sentence: bool,
     task: Option<String>,
     lang: Option<String>,
+}
+
+/// A field that may be absent but, when present, must hold a value of its type.
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(field: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(field).map(Some)
 }
 
 /// A missing content type is taken as JSON (some clients of function URLs send none); any other is refused.
@@ -143,6 +151,15 @@ mod tests {
     }
 
     #[test]
+    fn a_null_text_is_refused_and_a_null_model_is_the_default() {
+        for body in [r#"{"text": null}"#, r#"{"text": "a", "texts": null}"#, r#"{"texts": null}"#] {
+            assert_eq!(parse(body).unwrap_err().code(), "invalid_request", "{body}");
+        }
+        let r = parse(r#"{"text": "a", "task": null, "lang": null}"#).unwrap();
+        assert_eq!((r.task, r.lang), (None, None));
+    }
+
+    #[test]
     fn single_text() {
         let r = parse(r#"{"text": "qué buen día"}"#).unwrap();
         assert_eq!((texts(&r), r.batch, r.include_sentence), (vec!["qué buen día"], false, false));
@@ -189,7 +206,7 @@ mod tests {
             (r#"{"text": 5}"#, "invalid type: integer"),
             (r#"{"text": 1e999}"#, "number out of range"),
             (r#"{"text": 123456789012345678901234567890}"#, "invalid type"),
-            (r#"{"text": null}"#, "missing field"),
+            (r#"{"text": null}"#, "invalid type: null"),
             (r#"[1, 2]"#, "must be a JSON object"),
             (r#"["a", ["b"]]"#, "must be a JSON object"),
             (r#""hola""#, "must be a JSON object"),

@@ -10,7 +10,10 @@
 //! - work: at most `max_in_flight` requests hold a slot; more get a 503 `overloaded` at once. The
 //!   slot goes with the work (`work::Ticket`) and the work stops at its next text when the client
 //!   hangs up; a request that waited `queue_timeout` for the model is shed with a 503;
-//! - `/health` reads no body and takes no slot, so a busy instance is not taken for a dead one.
+//! - only `POST /predict` reads a body and takes a slot: `/health` and the other GET routes answer
+//!   from memory, so a busy instance is not taken for a dead one;
+//! - with `SENTIMIENTO_API_KEY` set, `/predict` and `/metrics` without the key get a 401 before
+//!   their body is read (access.rs).
 //!
 //! On shutdown (SIGTERM) it stops accepting, lets requests in flight finish (up to `DRAIN`), then returns.
 
@@ -26,13 +29,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::http::{header, request::Parts, Request, Response};
+use lambda_http::http::{header, request::Parts, Method, Request, Response};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::access;
 use crate::config::{Settings, MAX_BODY_BYTES};
 use crate::error::ApiError;
-use crate::handler::{endpoint, error_response, handle, handle_with};
+use crate::handler::{endpoint, handle_with};
 use crate::registry::Registry;
 use crate::work::Ticket;
 
@@ -98,19 +102,24 @@ async fn respond(
     in_flight: Arc<Semaphore>,
 ) -> Response<Full<Bytes>> {
     let arrived = Instant::now();
+    let settings = models.settings();
     let (parts, body) = req.into_parts();
-    let response = if endpoint(parts.uri.path()) == "health" {
-        handle(models, Request::from_parts(parts, Body::Empty)).await
-    } else {
-        match admit(models.settings(), &parts, body, &in_flight).await {
-            Ok((body, permit)) => {
-                let settings = models.settings();
-                // `_client` lives as long as this future: hyper drops it when the client hangs up.
-                let (ticket, _client) = Ticket::new(permit, arrived, settings.queue_timeout);
-                handle_with(models, Request::from_parts(parts, body), ticket).await
-            }
-            Err(err) => error_response(&err),
-        }
+    let name = endpoint(parts.uri.path());
+    // `_client` lives as long as this future: hyper drops it when the client hangs up.
+    let mut _client = None;
+    let admitted = match access::authorize(settings.api_key.as_ref(), &parts.method, name, &parts.headers) {
+        Err(refusal) => Err(refusal),
+        // Only predictions read a body and wait for the model; the rest answer from memory.
+        Ok(()) if name != "predict" || parts.method != Method::POST => Ok((Body::Empty, Ticket::unlimited())),
+        Ok(()) => admit(settings, &parts, body, &in_flight).await.map(|(body, permit)| {
+            let (ticket, client) = Ticket::new(permit, arrived, settings.queue_timeout);
+            _client = Some(client);
+            (body, ticket)
+        }),
+    };
+    let response = match admitted {
+        Ok((body, ticket)) => handle_with(models, Request::from_parts(parts, body), Ok(ticket)).await,
+        Err(refusal) => handle_with(models, Request::from_parts(parts, Body::Empty), Err(refusal)).await,
     };
     response.map(|body| Full::new(Bytes::copy_from_slice(&body)))
 }

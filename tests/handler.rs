@@ -119,10 +119,15 @@ async fn health_reports_whether_the_model_is_loaded() {
     assert!(after.json["memory"]["peak_rss_mb"].as_f64().unwrap() > 0.0);
 }
 
+/// Method, path, content type, body, expected status and error code.
+type Mistake<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a [u8]>, u16, &'a str);
+/// A file, how to break it, and what the 503's message must name.
+type Breakage<'a> = (&'a str, fn(&std::path::Path), &'a str);
+
 #[tokio::test]
 async fn client_mistakes_get_4xx_with_a_json_error() {
     let cell = cell(fixture("tiny"));
-    let cases: [(&str, &str, Option<&str>, Option<&[u8]>, u16, &str); 9] = [
+    let cases: [Mistake; 9] = [
         ("POST", "/predict", Some("application/json"), Some(b"{not json"), 400, "invalid_json"),
         ("POST", "/predict", Some("application/json"), None, 400, "invalid_json"),
         ("POST", "/predict", Some("application/json"), Some(br#"{"text": 42}"#), 400, "invalid_request"),
@@ -176,7 +181,7 @@ async fn missing_model_is_503_and_recovers_once_the_files_appear() {
 
 #[tokio::test]
 async fn broken_model_files_are_503_naming_the_file() {
-    let cases: [(&str, fn(&std::path::Path), &str); 4] = [
+    let cases: [Breakage; 4] = [
         ("model.onnx", |d| std::fs::write(d.join("model.onnx"), b"garbage").unwrap(), "model.onnx"),
         ("tokenizer.json", |d| std::fs::write(d.join("tokenizer.json"), b"{}").unwrap(), "tokenizer"),
         ("config.json", |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({})), "id2label"),

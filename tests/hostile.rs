@@ -5,11 +5,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{exchange, fixture, post, registry};
+use common::{exchange, fixture, post, registry, serve_binary};
 use sentimiento::config::Settings;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,31 +59,12 @@ async fn post_until_admitted(addr: SocketAddr, body: &str, limit: Duration) -> O
     None
 }
 
-/// The binary itself: its runtime has the two blocking threads inference runs on, so work left
-/// running by clients that hung up queues in front of everyone else.
-fn serve_binary(model: &str, in_flight: usize) -> (Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Command::new(env!("CARGO_BIN_EXE_sentimiento"))
-        .arg("serve")
-        .env("PORT", port.to_string())
-        .env("MODEL_DIR", fixture(model))
-        .env("SENTIMIENTO_MAX_IN_FLIGHT", in_flight.to_string())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_hang_up_stop_their_work_and_free_its_slot() {
-    // Each text of the slow fixture costs ~50 ms: four 64-text batches are ~13 s of work.
-    let (mut server, addr) = serve_binary("tiny-slow", 4);
+    // Each text of the slow fixture costs ~50 ms: four 64-text batches are ~13 s of work. The
+    // binary's runtime has the two blocking threads inference runs on, so work left running by
+    // clients that hung up queues in front of everyone else.
+    let (mut server, addr) = serve_binary("tiny-slow", &[("SENTIMIENTO_MAX_IN_FLIGHT", "4")]);
     let body = batch(64);
     for _ in 0..4 {
         let mut stream = TcpStream::connect(addr).await.unwrap();

@@ -96,3 +96,25 @@ pub fn post(body_len: usize) -> String {
          Content-Length: {body_len}\r\nConnection: close\r\n\r\n"
     )
 }
+
+/// The binary itself, serving `model` (a fixture) on a free port with `env` added; stderr piped so
+/// a test can read its log lines. Returns once it accepts connections.
+pub fn serve_binary(model: &str, env: &[(&str, &str)]) -> (std::process::Child, std::net::SocketAddr) {
+    use std::time::{Duration, Instant};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_sentimiento"))
+        .arg("serve")
+        .env("PORT", port.to_string())
+        .env("MODEL_DIR", fixture(model))
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, addr)
+}
