@@ -185,12 +185,24 @@ $(ASL_VALIDATOR):
 	mkdir -p $(CACHE)/asl-validator-4.0.0
 	cd $(CACHE)/asl-validator-4.0.0 && npm install --silent --no-audit --no-fund asl-validator@4.0.0
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(ASL_VALIDATOR)
+# The API tester and the browser driver (tests/api/requirements.txt), and Debian's Chromium, for
+# tests/surface.py: the served OpenAPI document against real answers, and the playground page.
+API_VENV := $(CACHE)/api-venv
+CHROMIUM := /usr/bin/chromium
+$(API_VENV)/.done: tests/api/requirements.txt
+	python3 -m venv $(API_VENV)
+	$(API_VENV)/bin/pip install --quiet -r tests/api/requirements.txt
+	touch $@
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
 	$(TOOLS) $(PY) tests/e2e_lambda.py
+	PATH="$(API_VENV)/bin:$$PATH" $(RUN_ENV) $(API_VENV)/bin/python tests/surface.py $(BIN) $(MODEL_DIR)
 	$(TOOLS) sam validate --lint
 	$(TOOLS) $(PY) tests/template_bulk.py $(ASL_VALIDATOR)
 	$(MAKE) --no-print-directory sam-build

@@ -1,6 +1,8 @@
 """End to end through the Lambda emulator: `cargo lambda watch` runs the function, and every
 file in events/ is sent with `cargo lambda invoke`; each answer is checked against
-tests/events_expected.json (the same expectations tests/events.rs checks in process).
+tests/events_expected.json (the same expectations tests/events.rs checks in process). Then the
+function's output is read as CloudWatch would: its EMF metric records, and the request id on
+every request's log line.
 
     python tests/e2e_lambda.py     # make test runs it with the venv's cargo-lambda on PATH
 """
@@ -66,6 +68,49 @@ def check(event, response):
     return problems
 
 
+def emf_records(lines):
+    """The EMF records among the function's output lines, each checked as CloudWatch reads it:
+    every metric named in _aws is a number at the top level, every dimension a string field."""
+    records = []
+    for line in lines:
+        if '"_aws":' not in line:
+            continue
+        record = json.loads(line[line.find("{"):])
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for dimension in (d for dims in directive["Dimensions"] for d in dims):
+                assert isinstance(record.get(dimension), str), f"dimension {dimension} missing: {record}"
+            for metric in directive["Metrics"]:
+                assert isinstance(record.get(metric["Name"]), (int, float)), f"no value for {metric}: {record}"
+        records.append(record)
+    return records
+
+
+def check_output(log_path, events):
+    """Problems with the metrics and logs the function wrote while answering `events`."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    records = emf_records(lines)
+    problems = []
+    requests = [r for r in records if "RequestMs" in r]
+    if sum(r["ColdStart"] for r in requests) != 1:
+        problems.append(f"one cold start expected, got {[r['ColdStart'] for r in requests]}")
+    http_events = [e for e in events if not e.name.startswith("map-")]
+    if len(requests) != len(http_events):
+        problems.append(f"{len(requests)} request records for {len(http_events)} HTTP events")
+    if not any("ModelLoadMs" in r for r in records):
+        problems.append("no ModelLoadMs record")
+    if not any(r.get("Texts", 0) > 1 for r in records):
+        problems.append("no Texts record for a batch")
+    codes = {r["ErrorCode"] for r in records if "Errors" in r}
+    if "invalid_request" not in codes and "invalid_json" not in codes:
+        problems.append(f"no Errors record for the bad requests: {codes}")
+    logged = [json.loads(l[l.find("{"):]) for l in lines if '"event":"request"' in l]
+    if not logged or any(not l.get("span", {}).get("request_id") for l in logged):
+        problems.append("a request log line without its request id")
+    print(f"EMF: {len(records)} records ({len(requests)} requests, error codes {sorted(codes)}); "
+          f"{len(logged)} request log lines, each with its request_id")
+    return problems
+
+
 def main():
     port = free_port()
     env = dict(os.environ, MODEL_DIR=str(ROOT / "tests/fixtures/tiny"),
@@ -81,10 +126,14 @@ def main():
             problems = check(event, invoke(port, event))
             failed += bool(problems)
             print(f"{'ok  ' if not problems else 'FAIL'} {event.name} {'; '.join(problems)}")
-        print(f"e2e: {len(events) - failed} passed, {failed} failed")
     finally:
         os.killpg(watch.pid, signal.SIGTERM)
         watch.wait(timeout=30)
+    problems = check_output(ROOT / "target/e2e-watch.log", events)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    failed += len(problems)
+    print(f"e2e: {len(events)} events, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

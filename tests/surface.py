@@ -1,0 +1,138 @@
+"""The production surface from the outside, on the default model (make test):
+
+1. schemathesis (pinned, tests/api/) generates requests from the served /openapi.json and checks
+   every answer against it: no 5xx, every status, content type, header and body as documented,
+   invalid requests refused, and, with an API key set, no protected route answering without it.
+2. The playground page in headless Chromium (Debian's): a sentence typed and submitted, the label
+   and bars read back and compared with POST /predict, a wrong key's error shown; a screenshot is
+   saved (target/playground.png, the README's docs/playground.png).
+
+usage: surface.py BIN MODEL_DIR   (ORT_DYLIB_PATH set; tests/api's venv on PATH)
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEY = "surface-test-key"
+SENTENCE = "Me encanta este lugar, la comida es increíble @amiga 😍 https://t.co/x"
+CHROMIUM_FLAGS = [  # no background connections: this machine's network refuses them
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(binary, model_dir, log):
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), MODEL_DIR=model_dir, SENTIMIENTO_API_KEY=KEY)
+    server = subprocess.Popen([binary, "serve"], env=env, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1)
+            return server, base
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    sys.exit("the server did not start")
+
+
+def predict(base, text):
+    req = urllib.request.Request(
+        base + "/predict",
+        data=json.dumps({"text": text, "include_sentence": True}).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {KEY}"},
+    )
+    return json.load(urllib.request.urlopen(req))
+
+
+def api_contract(base):
+    """schemathesis against the served document, with every check but those the config file turns
+    off (and says why). The key is required there (the server runs with
+    one), so that schemathesis also checks that no protected route answers without it."""
+    doc = json.load(urllib.request.urlopen(base + "/openapi.json"))
+    for path in doc["paths"].values():
+        for operation in path.values():
+            if operation.get("security"):
+                operation["security"] = [{"apiKey": []}]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(doc, f)
+    command = [
+        "st", "--config-file", str(HERE / "api/schemathesis.toml"), "run", f.name, "--url", base,
+        "--header", f"Authorization: Bearer {KEY}", "--seed", "20261128",
+        "--workers", "1", "--continue-on-failure", "--no-color",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True)
+    summary = run.stdout[run.stdout.find("SUMMARY"):] if "SUMMARY" in run.stdout else run.stdout[-3000:]
+    print("schemathesis:", summary.strip(), sep="\n")
+    if run.returncode != 0:
+        print(run.stdout[-12000:], run.stderr[-3000:], sep="\n")
+        sys.exit(f"schemathesis found answers outside the contract (exit {run.returncode})")
+
+
+def playground(base, screenshot):
+    from playwright.sync_api import sync_playwright
+
+    expected = predict(base, SENTENCE)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 820, "height": 720}, device_scale_factor=1)
+        page.goto(base + "/")
+        page.wait_for_selector("#model option", state="attached")
+        assert page.is_visible("#key"), "the server needs a key: the page must ask for it"
+        page.fill("#key", "wrong-key")
+        page.fill("#text", SENTENCE)
+        page.click("#submit")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "401 unauthorized" in page.inner_text("#error"), page.inner_text("#error")
+        page.fill("#key", KEY)
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden]) .bar")
+        bars = page.eval_on_selector_all(
+            ".bar", "bars => bars.map(b => [b.dataset.label, Number(b.dataset.value), b.querySelector('.fill').style.width])"
+        )
+        output, sentence = page.inner_text("#output"), page.inner_text("#sentence")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    shown = {label: value for label, value, _ in bars}
+    assert output == expected["output"], (output, expected)
+    assert shown.keys() == expected["probas"].keys(), (shown, expected)
+    for label, value, width in bars:
+        assert abs(value - expected["probas"][label]) < 1e-6, (label, value, expected)
+        assert abs(float(width.rstrip("%")) - 100 * value) < 0.06, (label, width, value)
+    assert sentence == expected["sentence"], (sentence, expected["sentence"])
+    print(f"playground: {output} with bars {', '.join(f'{l} {w}' for l, _, w in bars)}; "
+          f"preprocessed {sentence!r}; screenshot {screenshot}")
+
+
+def main():
+    binary, model_dir = sys.argv[1], sys.argv[2]
+    Path("target").mkdir(exist_ok=True)
+    with open("target/surface-server.log", "w") as log:
+        server, base = start(binary, model_dir, log)
+        try:
+            api_contract(base)
+            playground(base, Path("target/playground.png"))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    errors = [line for line in open("target/surface-server.log") if '"status":5' in line]
+    assert not errors, f"5xx answers in the server log: {errors[:3]}"
+    print("surface: OK")
+
+
+if __name__ == "__main__":
+    main()
