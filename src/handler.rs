@@ -1,5 +1,5 @@
 //! The one handler every front door calls: an HTTP request in, a response out. Every response
-//! leaves through `handle_with`, which gives it its request id, its log line and its metrics.
+//! leaves through `finish`, which gives it its request id, its log line and its metrics.
 
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::work::Ticket;
 use crate::{request_id, status};
 
 /// The API's contract (OpenAPI 3.1), served at `/openapi.json` and checked against real answers
-/// by `make test` (tests/api/check.py).
+/// by `make test` (tests/surface.py).
 const OPENAPI: &str = include_str!("web/openapi.json");
 /// The playground at `/`: one page, no external resources.
 const PLAYGROUND: &str = include_str!("web/playground.html");

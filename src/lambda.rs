@@ -22,7 +22,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::ApiError;
-use crate::handler::{error_response, handle};
+use crate::handler::{handle, handle_with};
 use crate::registry::Registry;
 
 /// Items of one Distributed Map batch: ItemBatcher's MaxItemsPerBatch should stay at or below it,
@@ -124,7 +124,7 @@ async fn http(
         let refusal = refusal.clone();
         async move {
             Ok::<_, Infallible>(match refusal {
-                Some(err) => error_response(&err),
+                Some(err) => handle_with(models, req, Err(err)).await,
                 None => handle(models, req).await,
             })
         }
