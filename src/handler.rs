@@ -213,9 +213,12 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     let worker = model.clone();
     let proceed = move || ticket.still_wanted();
     let (count, started) = (texts.len(), Instant::now());
-    let predictions = tokio::task::spawn_blocking(move || worker.predict(&texts, include_sentence, proceed))
-        .await
-        .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;
+    let span = tracing::Span::current();
+    let predictions = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| worker.predict(&texts, include_sentence, proceed))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;
     models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {

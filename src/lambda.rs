@@ -96,7 +96,9 @@ async fn map_batch(
         models.resolve(task.as_deref(), lang.as_deref()).map_err(|e| failure(e.code(), e.message()))?;
     let model = models.get(entry).await.map_err(|e| failure(e.code(), e.message()))?;
     let (count, started) = (items.len(), std::time::Instant::now());
+    let span = tracing::Span::current();
     let lines = tokio::task::spawn_blocking(move || {
+        let _in_span = span.enter();
         items.iter().map(|item| crate::bulk::answer(&model, item, include_sentence).0).collect::<Vec<_>>()
     })
     .await

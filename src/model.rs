@@ -23,10 +23,15 @@ pub struct Model {
     turn: tokio::sync::Semaphore,
     /// Where the cold start went, for the `model_loaded` log line.
     pub load_ms: LoadTimes,
+    /// The first run also pays for buffers ONNX Runtime allocates lazily: logged once, as the
+    /// cold start's last stage.
+    first_run: std::sync::Once,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadTimes {
+    /// Loading libonnxruntime.so and creating its environment (0 after the process's first model).
+    pub library: u64,
     pub tokenizer: u64,
     pub session: u64,
 }
@@ -35,17 +40,21 @@ impl Model {
     pub fn load(dir: &Path, settings: &Settings, preprocessor: Arc<Preprocessor>) -> Result<Self, String> {
         let spec = ModelSpec::read(dir)?;
         // The tokenizer (~50 ms) loads on a second thread while ONNX Runtime builds the session.
-        let (encoder, classifier) = std::thread::scope(|scope| {
+        let (encoder, classifier, library_ms) = std::thread::scope(|scope| {
             let encoder = scope.spawn(|| {
                 timed(|| {
                     TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens, spec.pad_id)
                 })
             });
-            let classifier = timed(|| Classifier::load(&spec.model_path(), spec.pre_optimized, settings));
+            // Timed apart from the session: with the first model it is a stage of its own.
+            let (library, library_ms) = timed(|| crate::session::runtime(&settings.ort_library).map(drop));
+            let classifier = timed(|| {
+                library.and_then(|()| Classifier::load(&spec.model_path(), spec.pre_optimized, settings))
+            });
             let encoder = encoder.join().unwrap_or_else(|_| (Err("tokenizer loading panicked".into()), 0));
-            (encoder, classifier)
+            (encoder, classifier, library_ms)
         });
-        let load_ms = LoadTimes { tokenizer: encoder.1, session: classifier.1 };
+        let load_ms = LoadTimes { library: library_ms, tokenizer: encoder.1, session: classifier.1 };
         let (encoder, classifier) = (encoder.0?, classifier.0?);
         match classifier.declared_width() {
             Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
@@ -56,6 +65,7 @@ impl Model {
                 classifier,
                 turn: tokio::sync::Semaphore::new(1),
                 load_ms,
+                first_run: std::sync::Once::new(),
             }),
         }
     }
@@ -93,6 +103,7 @@ impl Model {
     }
 
     pub fn predict_one(&self, text: &str, with_sentence: bool) -> Result<Prediction, String> {
+        let started = Instant::now();
         let sentence = self.preprocess(text);
         let batch = self.encoder.encode(std::slice::from_ref(&sentence))?;
         let logits = self.classifier.run(&batch)?.pop().ok_or("model returned no rows")?;
@@ -101,6 +112,9 @@ impl Model {
             return Err(width_mismatch(logits.len(), spec));
         }
         let p = postprocess::predict(&logits, &spec.labels, spec.multi_label, batch.truncated[0]);
+        self.first_run.call_once(|| {
+            tracing::info!(event = "first_run", model = %spec.name, ms = started.elapsed().as_secs_f64() * 1e3);
+        });
         Ok(Prediction { sentence: with_sentence.then_some(sentence), ..p })
     }
 }

@@ -151,6 +151,7 @@ impl Registry {
         let started = Instant::now();
         let (settings, dir) = (self.settings.clone(), entry.dir.clone());
         let preprocessor = self.preprocessor.get_or_init(|| Arc::new(Preprocessor::new())).clone();
+        let preprocessor_ms = started.elapsed().as_millis() as u64;
         // Loading reads ~100 MB and builds the session: keep it off the async workers.
         let loaded = tokio::task::spawn_blocking(move || Model::load(&dir, &settings, preprocessor))
             .await
@@ -174,6 +175,8 @@ impl Registry {
             task = %entry.task,
             lang = %entry.lang,
             load_ms = started.elapsed().as_millis() as u64,
+            preprocessor_ms,
+            library_ms = model.load_ms.library,
             tokenizer_ms = model.load_ms.tokenizer,
             session_ms = model.load_ms.session,
             added_mb = added_kib / 1024,

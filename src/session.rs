@@ -26,7 +26,7 @@ pub struct Classifier {
 impl Classifier {
     /// `pre_optimized`: the graph is already fused (model/optimize.py), so no optimisation pass.
     pub fn load(model: &Path, pre_optimized: bool, settings: &Settings) -> Result<Self, String> {
-        let env = environment(&settings.ort_library)?;
+        let env = runtime(&settings.ort_library)?;
         let sessions = (0..settings.sessions.max(1))
             .map(|_| build_session(&env, model, pre_optimized, settings))
             .collect::<ort::Result<Vec<Session>>>()
@@ -113,7 +113,7 @@ fn build_session(
 
 /// ONNX Runtime allows one environment per process: it is created once and kept even when a
 /// model fails to load, so that a fixed model directory can be loaded by the next request.
-fn environment(libraries: &[PathBuf]) -> Result<Environment, String> {
+pub fn runtime(libraries: &[PathBuf]) -> Result<Environment, String> {
     static ENV: Mutex<Option<Environment>> = Mutex::new(None);
     let mut slot = ENV.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(env) = slot.as_ref() {

@@ -311,7 +311,7 @@ fn every_log_line_of_a_request_carries_its_id() {
         .filter(|l| l["span"]["request_id"] == "follow-me-1")
         .collect();
     let events: Vec<&str> = mine.iter().filter_map(|l| l["fields"]["event"].as_str()).collect();
-    assert_eq!(events, ["model_loaded", "request"], "{logs}");
+    assert_eq!(events, ["model_loaded", "first_run", "request"], "{logs}");
 }
 
 #[tokio::test]
