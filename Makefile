@@ -22,13 +22,13 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-bulk bench-models bench-preprocess soak fuzz clean
+	bench bench-bulk bench-lambda bench-models bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
-	@echo "               torch-venv bench bench-bulk bench-models bench-preprocess soak fuzz clean"
+	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -228,9 +228,10 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
 
-# The Python service of the comparison, and a model with RoBERTuito's shape (random weights).
+# The Python service of the comparison, and a model with RoBERTuito's shape (random weights): a
+# RoBERTa-base checkpoint converted by make model's own path (bench/models_memory.py builds both).
 BENCH_VENV := $(CACHE)/bench-venv
-ROBERTA    := bench/build/roberta/model.onnx
+ROBERTUITO_SHAPED := bench/build/models-memory/converted/model.onnx
 
 $(BENCH_VENV)/.done: bench/requirements.txt
 	python3 -m venv $(BENCH_VENV)
@@ -238,12 +239,12 @@ $(BENCH_VENV)/.done: bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet --no-deps pysentimiento==0.7.3
 	touch $@
 
-$(ROBERTA): bench/make_roberta.py model/graph.py model/optimize.py | $(MODEL_OUT) $(MODEL_VENV)/.done
-	$(MODEL_PY) bench/make_roberta.py model bench/build/roberta
+$(ROBERTUITO_SHAPED):
+	$(MAKE) --no-print-directory bench-models
 
-bench: $(ORT_LIB) $(BIN) model $(ROBERTA) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess
+bench: $(ORT_LIB) $(BIN) model $(ROBERTUITO_SHAPED) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess bench-lambda
 	$(MODEL_PY) bench/run.py --rust $(BIN) --lambda-bin $(LAMBDA_BIN) --python-venv $(BENCH_VENV) \
-	  --evomsa $(EVOMSA) --tools-bin $(abspath $(VENV))/bin --models default=model roberta=bench/build/roberta
+	  --evomsa $(EVOMSA) --tools-bin $(abspath $(VENV))/bin --models default=model roberta=$(dir $(ROBERTUITO_SHAPED))
 
 # Fuzz the request parser and the preprocessing (cargo-fuzz; the stable toolchain accepts the
 # nightly flags it needs with RUSTC_BOOTSTRAP=1). Corpora grow in fuzz/corpus/, seeds in fuzz/seeds/.
@@ -264,6 +265,16 @@ BULK_N ?= 3000
 bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) bench-models
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/bulk.py --rust $(BIN) --evomsa $(EVOMSA) \
 	  --checkpoint bench/build/models-memory/checkpoint --converted bench/build/models-memory/converted --n $(BULK_N)
+
+# Each stack in a cgroup with the CPU share and memory of a 512 MB and a 1,769 MB function
+# (bench/lambda_sim.py; needs root): Rust lazy and eager, Python onnxruntime, and the seed's own
+# FastAPI + pysentimiento + PyTorch stack on the RoBERTuito-shaped checkpoint of bench-models.
+$(TORCH_VENV)/.seed-done: bench/seed-requirements.txt $(TORCH_VENV)/.done
+	$(TORCH_PY) -m pip install --quiet -r bench/seed-requirements.txt
+	touch $@
+bench-lambda: $(ORT_LIB) $(BIN) model $(BENCH_VENV)/.done $(TORCH_VENV)/.seed-done $(EVOMSA) $(ROBERTUITO_SHAPED)
+	$(MODEL_PY) bench/lambda_sim.py --rust $(BIN) --ort-venv $(BENCH_VENV) --torch-venv $(TORCH_VENV) --evomsa $(EVOMSA) \
+	  --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) --checkpoint bench/build/models-memory/checkpoint
 
 soak: $(ORT_LIB) $(BIN) model
 	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000

@@ -35,11 +35,15 @@ class Model:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(d / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.token_types = "token_type_ids" in {i.name for i in self.session.get_inputs()}
         self.preprocess = load_preprocess_tweet()
 
     def predict(self, text):
         ids = np.array([self.tokenizer.encode(self.pipeline["prefix"] + self.preprocess(text, lang="es")).ids])
-        logits = self.session.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if self.token_types:  # transformers' RoBERTa exports declare it (all zeros)
+            feed["token_type_ids"] = np.zeros_like(ids)
+        logits = self.session.run(["logits"], feed)[0][0]
         e = np.exp(logits - logits.max())
         p = e / e.sum()
         return {"output": self.labels[int(p.argmax())], "probas": dict(zip(self.labels, p.tolist()))}
