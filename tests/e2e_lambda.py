@@ -93,9 +93,10 @@ def check_output(log_path, events):
     requests = [r for r in records if "RequestMs" in r]
     if sum(r["ColdStart"] for r in requests) != 1:
         problems.append(f"one cold start expected, got {[r['ColdStart'] for r in requests]}")
+    # One record per HTTP event, and one for wait_ready's health check.
     http_events = [e for e in events if not e.name.startswith("map-")]
-    if len(requests) != len(http_events):
-        problems.append(f"{len(requests)} request records for {len(http_events)} HTTP events")
+    if len(requests) != len(http_events) + 1:
+        problems.append(f"{len(requests)} request records for {len(http_events)} HTTP events and the readiness check")
     if not any("ModelLoadMs" in r for r in records):
         problems.append("no ModelLoadMs record")
     if not any(r.get("Texts", 0) > 1 for r in records):
