@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bulk;
+use crate::config::Settings;
 use crate::handler;
 use crate::preprocess::{Lang, Options, Preprocessor};
 use crate::registry::Registry;
@@ -82,14 +83,19 @@ pub async fn predict(models: &'static Registry, args: &PredictArgs) -> Result<St
 
 /// Bulk scoring with the model the arguments name, one ONNX Runtime session per worker (by
 /// default as many as the cores this process may use, cgroup quota included).
-pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::Summary, String> {
-    let mut options = args.bulk;
-    if options.workers == 0 {
-        options.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+/// Bulk scoring runs one ONNX Runtime session per worker; `--workers` defaults to the cores
+/// available (cgroup quota included).
+pub fn bulk_settings(mut settings: Settings, args: &mut PredictArgs) -> Settings {
+    if args.bulk.workers == 0 {
+        args.bulk.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     }
-    let mut settings = models.settings().clone();
-    settings.sessions = options.workers;
-    let models: &'static Registry = Box::leak(Box::new(Registry::new(settings)));
+    settings.sessions = args.bulk.workers;
+    settings
+}
+
+/// `models` must come from `bulk_settings`, so that each worker has a session of its own.
+pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::Summary, String> {
+    let options = args.bulk;
     let entry = models.resolve(args.task.as_deref(), args.lang.as_deref()).map_err(|e| e.message())?;
     let model = models.get(entry).await.map_err(|e| e.message())?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -74,16 +74,18 @@ async fn run() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let port = settings.port;
-    let models = MODELS.get_or_init(|| Registry::new(settings));
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] if on_lambda => {
-            run_lambda(models).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
+            run_lambda(registry(settings)).await.map_or_else(|e| fail(&e.to_string()), |_| ExitCode::SUCCESS)
         }
-        [] | ["serve"] => serve(models, port).await,
+        [] | ["serve"] => serve(registry(settings), port).await,
         ["predict", ..] => match cli::PredictArgs::parse(&args[1..]) {
-            Ok(parsed) if parsed.texts.is_empty() => bulk(models, parsed).await,
-            Ok(parsed) => match cli::predict(models, &parsed).await {
+            Ok(mut parsed) if parsed.texts.is_empty() => {
+                let settings = cli::bulk_settings(settings, &mut parsed);
+                bulk(registry(settings), parsed).await
+            }
+            Ok(parsed) => match cli::predict(registry(settings), &parsed).await {
                 Ok(json) => {
                     println!("{json}");
                     ExitCode::SUCCESS
@@ -103,6 +105,11 @@ async fn run() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The process's models, created once with the settings of the command that runs.
+fn registry(settings: Settings) -> &'static Registry {
+    MODELS.get_or_init(|| Registry::new(settings))
 }
 
 async fn run_lambda(models: &'static Registry) -> Result<(), lambda_runtime::Error> {

@@ -59,7 +59,7 @@ impl Registry {
     pub fn new(settings: Settings) -> Self {
         let entries: Vec<Entry> = discover(&settings.model_dir)
             .into_iter()
-            .map(|(task, lang, dir, nested)| Entry {
+            .map(|Found { task, lang, dir, nested }| Entry {
                 task,
                 lang,
                 dir,
@@ -275,27 +275,35 @@ impl Entry {
     }
 }
 
-/// `(task, lang, dir, nested)` of every model under `root`. A root with a model of its own (or with
-/// nothing in the nested layout) is one model, named by its pipeline.json; a missing or broken one
-/// is still listed, so that its first request answers 503 naming what is wrong.
-fn discover(root: &Path) -> Vec<(String, String, PathBuf, bool)> {
+/// A model directory found under `MODEL_DIR`.
+struct Found {
+    task: String,
+    lang: String,
+    dir: PathBuf,
+    /// Laid out as `<task>/<lang>/` rather than alone at the top.
+    nested: bool,
+}
+
+/// Every model under `root`. A root with a model of its own (or with nothing in the nested layout)
+/// is one model, named by its pipeline.json; a missing or broken one is still listed, so that its
+/// first request answers 503 naming what is wrong.
+fn discover(root: &Path) -> Vec<Found> {
     let nested = if root.join("config.json").exists() { Vec::new() } else { nested(root) };
     if !nested.is_empty() {
         return nested;
     }
     let pipeline = Pipeline::read(root).unwrap_or_default();
     let lang = pipeline.lang.unwrap_or_else(|| DEFAULT_LANG.into());
-    vec![(pipeline.task, lang, root.to_path_buf(), false)]
+    vec![Found { task: pipeline.task, lang, dir: root.to_path_buf(), nested: false }]
 }
 
-fn nested(root: &Path) -> Vec<(String, String, PathBuf, bool)> {
+fn nested(root: &Path) -> Vec<Found> {
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut found = Vec::new();
     for task in subdirectories(root) {
         for lang in subdirectories(&task) {
             if lang.join("config.json").is_file() {
-                let name =
-                    |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                found.push((name(&task), name(&lang), lang, true));
+                found.push(Found { task: name(&task), lang: name(&lang), dir: lang, nested: true });
             }
         }
     }
