@@ -22,13 +22,13 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-bulk bench-lambda bench-models bench-preprocess soak fuzz clean
+	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
-	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-preprocess soak fuzz clean"
+	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -275,6 +275,10 @@ $(TORCH_VENV)/.seed-done: bench/seed-requirements.txt $(TORCH_VENV)/.done
 bench-lambda: $(ORT_LIB) $(BIN) model $(BENCH_VENV)/.done $(TORCH_VENV)/.seed-done $(EVOMSA) $(ROBERTUITO_SHAPED)
 	$(MODEL_PY) bench/lambda_sim.py --rust $(BIN) --ort-venv $(BENCH_VENV) --torch-venv $(TORCH_VENV) --evomsa $(EVOMSA) \
 	  --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) --checkpoint bench/build/models-memory/checkpoint
+
+# The ORT-format lever against the model directory's own format (bench/ort_format.py).
+bench-ort-format: $(ROBERTUITO_SHAPED) $(MODEL_VENV)/.done
+	$(MODEL_PY) bench/ort_format.py $(dir $(ROBERTUITO_SHAPED))
 
 soak: $(ORT_LIB) $(BIN) model
 	$(RUN_ENV) $(PY) bench/soak.py $(BIN) 10000
