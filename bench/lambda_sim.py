@@ -8,14 +8,19 @@ measured as a function would be:
 - warm latency p50/p99 over WARM requests of one tweet, each after a quiet CFS period (an idle
   instance's request), and one 64-text batch (throughput once the quota is the limit);
 - the group's peak memory (page cache charged to it included, as Lambda counts it) and the
-  process's peak RSS; a service the memory limit kills is reported as such.
+  process's peak RSS.
 
-Stacks: the Rust server with Lambda's environment (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, so its model
-budget is a function's) lazy (model on the first request), eager (SENTIMIENTO_EAGER=1, as in Lambda's init
-phase) and without weight pre-packing (SENTIMIENTO_PREPACK=0), the Python onnxruntime service (bench/python_service.py) on the same ONNX
-file, and the seed's own stack (bench/seed_service.py: FastAPI + pysentimiento + PyTorch) on the
-checkpoint the RoBERTuito-shaped ONNX file was converted from. Writes bench/build/lambda/results.json
-and the "Lambda simulation" section of BENCHMARKS.md. Needs root (cgroups).
+Stacks:
+- the Rust server with Lambda's environment (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, so its model budget
+  is a function's): lazy (model on the first request), eager (SENTIMIENTO_EAGER=1, as in Lambda's
+  init phase), and without weight pre-packing (SENTIMIENTO_PREPACK=0);
+- the Python onnxruntime service (bench/python_service.py) on the same ONNX file;
+- the seed's own stack (bench/seed_service.py: FastAPI + pysentimiento + PyTorch) on the checkpoint
+  the RoBERTuito-shaped ONNX file was converted from.
+
+Writes bench/build/lambda/results.json and the "Lambda simulation" section of BENCHMARKS.md.
+Needs root (cgroups). A stack that does not answer within START_TIMEOUT_S, or dies, is reported
+as failed, with the group's memory limit hits.
 
     python bench/lambda_sim.py --rust BIN --ort-venv V --torch-venv V --evomsa SDIST \
         --models default=model roberta=DIR --checkpoint CKPT
