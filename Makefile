@@ -21,13 +21,14 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv torch-venv ort model models fixtures golden preprocess-data build run watch invoke test lambda sam-build deploy \
+.PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build deploy \
 	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
-	@echo "other targets: ort model models fixtures golden preprocess-data build watch invoke lambda sam-build deploy"
+	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
+	@echo "               lambda sam-build deploy"
 	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
@@ -81,6 +82,7 @@ golden: $(PYS_VENV)/.done $(EVOMSA)
 preprocess-data: $(PYS_VENV)/.done
 	$(PYS_PY) scripts/gen_preprocess_data.py
 
+
 # The test fixtures are committed (a few KB); this rebuilds them from their script.
 fixtures: $(VENV)/.done
 	$(PY) tests/fixtures/make_fixtures.py
@@ -131,6 +133,12 @@ $(TORCH_VENV)/.done: tests/pysentimiento/requirements.txt
 	$(TORCH_PY) -m pip install --quiet --no-deps pysentimiento==0.7.3
 	touch $@
 torch-venv: $(TORCH_VENV)/.done
+
+# spaCy's tokenizer rules (src/words/data) and its words for the golden texts (tests/golden/words.jsonl).
+word-rules: $(TORCH_VENV)/.done
+	$(TORCH_PY) scripts/gen_word_rules.py
+golden-words: $(TORCH_VENV)/.done
+	$(TORCH_PY) tests/golden/make_words_golden.py
 
 # make model FROM=DIR: import an exported ONNX classifier directory instead (validated first).
 # make model HF_MODEL=ID_OR_DIR [TASK=sentiment] [MODEL_LANG=es] [PRECISION=int8|fp32] [OUT=model]:

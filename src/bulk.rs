@@ -22,9 +22,8 @@ use serde_json::Value;
 
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{ApiError, ErrorDetail};
-use crate::model::Model;
-use crate::postprocess::Prediction;
-use crate::request::check_text;
+use crate::model::{Answer as Prediction, Input, Model};
+use crate::request::check_input;
 
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
 const WINDOW_PER_WORKER: usize = 64;
@@ -180,20 +179,35 @@ fn work(
     }
 }
 
-/// The output line for one item `{"text": "...", "id": ...}` (the id is any JSON value), and
-/// whether it is an error. The text is checked as the API checks it; other fields are ignored:
-/// archives carry dates, authors and the like. Also the answer to a Distributed Map item.
+/// The output line for one item `{"text": "...", "id": ...}` (the id is any JSON value; a pair
+/// task also reads `"target"` or `"context"`), and whether it is an error. The text is checked as
+/// the API checks it; other fields are ignored: archives carry dates, authors and the like. Also
+/// the answer to a Distributed Map item.
 pub fn answer(model: &Model, item: &Value, sentence: bool) -> (String, bool) {
-    let text = match item.get("text") {
-        Some(Value::String(text)) => check_text(text.clone(), "text".into()),
-        _ => Err(ApiError::InvalidRequest("expected a JSON object with a string \"text\"".into())),
-    };
-    let answer = match text.and_then(|t| model.predict_one(&t, sentence).map_err(ApiError::Internal)) {
+    let answer = match input(model, item).and_then(|i| model.predict_one(&i, sentence).map_err(ApiError::Internal)) {
         Ok(prediction) => Answer::Prediction(prediction),
         Err(e) => Answer::Error { error: e.detail() },
     };
     let bad = matches!(answer, Answer::Error { .. });
     (serde_json::to_string(&Line { id: item.get("id"), answer }).expect("answers serialise"), bad)
+}
+
+fn input(model: &Model, item: &Value) -> Result<Input, ApiError> {
+    let Some(Value::String(text)) = item.get("text") else {
+        return Err(ApiError::InvalidRequest("expected a JSON object with a string \"text\"".into()));
+    };
+    let mut second = None;
+    for field in ["target", "context"] {
+        match item.get(field) {
+            None => {}
+            Some(Value::String(value)) if second.is_none() => second = Some((field, value.clone())),
+            Some(Value::String(_)) => return Err(ApiError::InvalidRequest("send either \"target\" or \"context\"".into())),
+            Some(_) => return Err(ApiError::InvalidRequest(format!("{field:?} must be a string"))),
+        }
+    }
+    let (field, second) = second.unzip();
+    model.check_pair(field)?;
+    check_input(text.clone(), second, "text".into(), field.unwrap_or(""))
 }
 
 fn refusal(error: ApiError) -> (String, bool) {

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::access;
 use crate::error::{ApiError, ErrorDetail};
-use crate::postprocess::Prediction;
+use crate::model::Answer;
 use crate::registry::Registry;
 use crate::request::{check_content_encoding, check_content_type, parse_predict, PredictRequest};
 use crate::work::Ticket;
@@ -201,10 +201,11 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     let value_of = |name| req.headers().get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("?"));
     check_content_type(value_of(header::CONTENT_TYPE))?;
     check_content_encoding(value_of(header::CONTENT_ENCODING))?;
-    let PredictRequest { items, batch, include_sentence, task, lang } = parse_predict(req.body())?;
+    let PredictRequest { items, batch, pair_field, include_sentence, task, lang } = parse_predict(req.body())?;
     let entry = models.resolve(task.as_deref(), lang.as_deref())?;
     let model = models.get(entry).await?;
-    // Texts move to the model; each item keeps only its error, if it has one.
+    model.check_pair(pair_field)?;
+    // Inputs move to the model; each item keeps only its error, if it has one.
     let mut texts = Vec::with_capacity(items.len());
     let errors: Vec<Option<ApiError>> =
         items.into_iter().map(|item| item.map(|t| texts.push(t)).err()).collect();
@@ -222,7 +223,7 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {
-        None => Item::Prediction(predictions.next().expect("one prediction per valid text")),
+        None => Item::Answer(predictions.next().expect("one answer per valid text")),
         Some(e) => Item::Error { error: e.detail() },
     });
     let response = match batch {
@@ -243,7 +244,7 @@ enum PredictResponse {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Item {
-    Prediction(Prediction),
+    Answer(Answer),
     Error { error: ErrorDetail },
 }
 

@@ -4,13 +4,32 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::Serialize;
+
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::model_dir::ModelSpec;
+use crate::model_dir::{Head, ModelSpec};
 use crate::postprocess::{self, Prediction};
 use crate::preprocess::Preprocessor;
-use crate::session::Classifier;
-use crate::tokenize::TextEncoder;
+use crate::session::{Classifier, Logits};
+use crate::tokenize::{Segments, TextEncoder};
+use crate::word_labels::{self, WordsPrediction};
+use crate::words::{is_space, WordSplitter};
+
+/// One thing to label: a text and, for a pair task, its target or context.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Input {
+    pub text: String,
+    pub second: Option<String>,
+}
+
+/// A model's answer for one input, in pysentimiento's shape for the task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Text(Prediction),
+    Words(WordsPrediction),
+}
 
 pub struct Model {
     pub spec: ModelSpec,
@@ -18,6 +37,8 @@ pub struct Model {
     preprocessor: Arc<Preprocessor>,
     encoder: TextEncoder,
     classifier: Classifier,
+    /// spaCy's word splitting, for the word-labelling tasks.
+    words: Option<WordSplitter>,
     /// Requests take turns on the session here, waiting asynchronously rather than parked on a
     /// blocking thread, so that a request can see how long it waited before it starts.
     turn: tokio::sync::Semaphore,
@@ -43,7 +64,7 @@ impl Model {
         let (encoder, classifier, library_ms) = std::thread::scope(|scope| {
             let encoder = scope.spawn(|| {
                 timed(|| {
-                    TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens, spec.pad_id)
+                    TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens)
                 })
             });
             // Timed apart from the session: with the first model it is a stage of its own.
@@ -56,18 +77,24 @@ impl Model {
         });
         let load_ms = LoadTimes { library: library_ms, tokenizer: encoder.1, session: classifier.1 };
         let (encoder, classifier) = (encoder.0?, classifier.0?);
-        match classifier.declared_width() {
-            Some(width) if width != spec.labels.len() => Err(width_mismatch(width, &spec)),
-            _ => Ok(Self {
-                spec,
-                preprocessor,
-                encoder,
-                classifier,
-                turn: tokio::sync::Semaphore::new(1),
-                load_ms,
-                first_run: std::sync::Once::new(),
-            }),
-        }
+        let words = match spec.head {
+            Head::Text => None,
+            Head::Words { .. } => {
+                let lang = spec.lang.ok_or("ner and pos models need pipeline.json's lang (es or en)")?;
+                Some(WordSplitter::new(lang)?)
+            }
+        };
+        check_output(classifier.declared_shape(), &spec)?;
+        Ok(Self {
+            spec,
+            preprocessor,
+            encoder,
+            classifier,
+            words,
+            turn: tokio::sync::Semaphore::new(1),
+            load_ms,
+            first_run: std::sync::Once::new(),
+        })
     }
 
     /// Waits for this model's turn; hold the permit while running `predict`.
@@ -83,39 +110,129 @@ impl Model {
         }
     }
 
-    /// Predictions in input order; `with_sentence` adds the preprocessed text to each. `proceed`
-    /// runs before each text and may stop the run there.
+    /// A pair task needs its second text and any other task refuses one; `sent` names the field
+    /// the request used for it.
+    pub fn check_pair(&self, sent: Option<&str>) -> Result<(), ApiError> {
+        let task = &self.spec.task;
+        match (self.spec.pair.as_deref(), sent) {
+            (Some(pair), None) => Err(ApiError::InvalidRequest(format!(
+                "the {task} model reads a text and a {pair}: send \"{pair}\" with \"text\", or \"{pair}s\" with \"texts\""
+            ))),
+            (None, Some(field)) => Err(ApiError::InvalidRequest(format!(
+                "the {task} model reads one text; {field:?} is only for models that read a target or context"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Answers in input order; `with_sentence` adds the preprocessed text to each. `proceed`
+    /// runs before each input and may stop the run there.
     ///
-    /// One text per session run, never a padded batch: int8 models quantize activations per
+    /// One input per session run, never a padded batch: int8 models quantize activations per
     /// tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
     /// the default model: up to 0.19, with 2.9 % of labels flipping). Same text, same answer.
     pub fn predict(
         &self,
-        texts: &[String],
+        inputs: &[Input],
         with_sentence: bool,
         proceed: impl Fn() -> Result<(), ApiError>,
-    ) -> Result<Vec<Prediction>, ApiError> {
-        let run = |text: &String| {
+    ) -> Result<Vec<Answer>, ApiError> {
+        let run = |input: &Input| {
             proceed()?;
-            self.predict_one(text, with_sentence).map_err(ApiError::Internal)
+            self.predict_one(input, with_sentence).map_err(ApiError::Internal)
         };
-        texts.iter().map(run).collect()
+        inputs.iter().map(run).collect()
     }
 
-    pub fn predict_one(&self, text: &str, with_sentence: bool) -> Result<Prediction, String> {
+    pub fn predict_one(&self, input: &Input, with_sentence: bool) -> Result<Answer, String> {
         let started = Instant::now();
-        let sentence = self.preprocess(text);
-        let batch = self.encoder.encode(std::slice::from_ref(&sentence))?;
-        let logits = self.classifier.run(&batch)?.pop().ok_or("model returned no rows")?;
-        let spec = &self.spec;
-        if logits.len() != spec.labels.len() {
-            return Err(width_mismatch(logits.len(), spec));
-        }
-        let p = postprocess::predict(&logits, &spec.labels, spec.multi_label, batch.truncated[0]);
+        let answer = match self.spec.head {
+            Head::Text => Answer::Text(self.classify(input, with_sentence)?),
+            Head::Words { entities } => Answer::Words(self.label_words(&input.text, entities)?),
+        };
         self.first_run.call_once(|| {
-            tracing::info!(event = "first_run", model = %spec.name, ms = started.elapsed().as_secs_f64() * 1e3);
+            tracing::info!(event = "first_run", model = %self.spec.name, ms = started.elapsed().as_secs_f64() * 1e3);
         });
-        Ok(Prediction { sentence: with_sentence.then_some(sentence), ..p })
+        Ok(answer)
+    }
+
+    /// pysentimiento's `AnalyzerForSequenceClassification`: the text, and its second text when
+    /// there is one left after preprocessing (else the text alone, as pysentimiento does for an
+    /// empty context).
+    fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, String> {
+        let sentence = self.preprocess(&input.text);
+        let second = input.second.as_deref().map(|s| self.preprocess(s)).filter(|s| !s.chars().all(is_space));
+        let segments = match &second {
+            Some(second) => Segments::Pair(&sentence, second),
+            None => Segments::One(&sentence),
+        };
+        let encoded = self.encoder.encode(segments)?;
+        let logits = self.classifier.run(&encoded.batch)?;
+        let spec = &self.spec;
+        let row = rows(logits, 2, &encoded.batch, spec)?.pop().ok_or("model returned no rows")?;
+        let p = postprocess::predict(&row, &spec.labels, spec.multi_label, encoded.batch.truncated[0]);
+        let (sentence, context) = if with_sentence { (Some(sentence), second) } else { (None, None) };
+        Ok(Prediction { sentence, context, ..p })
+    }
+
+    /// pysentimiento's `AnalyzerForTokenClassification`: the preprocessed text split into words
+    /// as spaCy does, each word labelled by its first token.
+    fn label_words(&self, text: &str, with_entities: bool) -> Result<WordsPrediction, String> {
+        let preprocessed = self.preprocess(text);
+        let splitter = self.words.as_ref().ok_or("a word-labelling model without its word splitter")?;
+        let words = splitter.split(&preprocessed);
+        let tokens: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        let encoded = self.encoder.encode(Segments::Words(&tokens))?;
+        let logits = self.classifier.run(&encoded.batch)?;
+        let rows = rows(logits, 3, &encoded.batch, &self.spec)?;
+        let labels = word_labels::word_labels(&words, &encoded.word_ids, &rows, &self.spec.labels);
+        let (labels, entities) = match with_entities {
+            true => (labels.clone(), Some(word_labels::entities(&words, &labels))),
+            false => (word_labels::without_bio_prefix(labels), None),
+        };
+        Ok(WordsPrediction {
+            sentence: text.to_string(),
+            preprocessed,
+            tokens,
+            labels,
+            entities,
+            probas: word_labels::probabilities(&rows),
+            truncated: encoded.batch.truncated[0],
+        })
+    }
+}
+
+/// The logits of a one-row batch as rows of label width: one row for a text (rank 2), one per
+/// token (rank 3).
+fn rows(logits: Logits, rank: usize, batch: &crate::tokenize::Batch, spec: &ModelSpec) -> Result<Vec<Vec<f32>>, String> {
+    let width = spec.labels.len();
+    let expected: &[usize] = if rank == 2 { &[1, width] } else { &[1, batch.cols, width] };
+    if logits.shape != expected {
+        return Err(match logits.shape.last() {
+            Some(&w) if w != width => width_mismatch(w, spec),
+            _ => format!("model output shape {:?} is not {expected:?}", logits.shape),
+        });
+    }
+    Ok(logits.values.chunks(width).map(<[f32]>::to_vec).collect())
+}
+
+/// The graph's declared output must fit the task: `[texts, labels]` for a text classifier,
+/// `[texts, tokens, labels]` for NER and POS, with as many labels as config.json names.
+fn check_output((rank, width): (usize, Option<usize>), spec: &ModelSpec) -> Result<(), String> {
+    let (want, kind) = match spec.head {
+        Head::Text => (2, "one row of logits per text"),
+        Head::Words { .. } => (3, "one row of logits per token"),
+    };
+    // Rank 0: the graph does not say; the first run checks the shape.
+    if rank != 0 && rank != want {
+        return Err(format!(
+            "model.onnx's output has rank {rank}, but the task {:?} needs {kind} (rank {want})",
+            spec.task
+        ));
+    }
+    match width {
+        Some(width) if width != spec.labels.len() => Err(width_mismatch(width, spec)),
+        _ => Ok(()),
     }
 }
 
@@ -127,7 +244,7 @@ fn timed<T>(load: impl FnOnce() -> T) -> (T, u64) {
 
 fn width_mismatch(width: usize, spec: &ModelSpec) -> String {
     format!(
-        "model.onnx gives {width} logits per text but config.json names {} labels {:?}",
+        "model.onnx gives {width} logits per row but config.json names {} labels {:?}",
         spec.labels.len(),
         spec.labels
     )

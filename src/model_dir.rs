@@ -6,7 +6,11 @@
 //! - `pipeline.json` (optional): `name`, `task` (pysentimiento's task name), `lang` (pysentimiento
 //!   preprocessing language, `null` for none), `preprocessing` (`preprocess_tweet`'s other keyword
 //!   arguments), `prefix` (e.g. e5's "query: "), `max_tokens`, `pre_optimized` (the graph went
-//!   through ONNX Runtime's optimiser offline, model/optimize.py: load it as is)
+//!   through ONNX Runtime's optimiser offline, model/optimize.py: load it as is), `pair` (the task
+//!   reads a second text: `"target"` or `"context"`, the name pysentimiento gives it)
+//!
+//! The task also says what the model's output is, as in pysentimiento: `ner` and `pos` label
+//! every word (`model.onnx` gives logits per token), every other task classifies the text.
 //! - `model.onnx.data` (optional): the weights, when model.onnx keeps them outside (ONNX external data)
 
 use std::collections::BTreeMap;
@@ -37,8 +41,30 @@ pub struct ModelSpec {
     pub options: Options,
     pub prefix: String,
     pub max_tokens: usize,
-    pub pad_id: i64,
     pub pre_optimized: bool,
+    pub head: Head,
+    /// The second text the task reads (`"target"`, `"context"`), if it reads one.
+    pub pair: Option<String>,
+}
+
+/// What the model's logits label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// The text: pysentimiento's `AnalyzerOutput`.
+    Text,
+    /// Each word: pysentimiento's `TokenClassificationOutput`; `entities` groups BIO labels (NER).
+    Words { entities: bool },
+}
+
+impl Head {
+    /// pysentimiento's rule (`create_analyzer`): the task name decides.
+    pub fn of(task: &str) -> Self {
+        match task {
+            "ner" => Self::Words { entities: true },
+            "pos" => Self::Words { entities: false },
+            _ => Self::Text,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,6 +101,8 @@ pub struct Pipeline {
     max_tokens: Option<usize>,
     #[serde(default)]
     pre_optimized: bool,
+    #[serde(default)]
+    pair: Option<String>,
 }
 
 impl Default for Pipeline {
@@ -122,6 +150,8 @@ impl ModelSpec {
             labels(&config.id2label).map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
         let max_tokens =
             max_tokens(pipeline.max_tokens, &config).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let head = Head::of(&pipeline.task);
+        check_pair(pipeline.pair.as_deref(), head).map_err(|e| format!("{}: {e}", dir.join("pipeline.json").display()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir.display().to_string()),
@@ -132,9 +162,20 @@ impl ModelSpec {
             options: pipeline.preprocessing,
             prefix: pipeline.prefix,
             max_tokens,
-            pad_id: config.pad_token_id.unwrap_or(0),
             pre_optimized: pipeline.pre_optimized,
+            head,
+            pair: pipeline.pair,
         })
+    }
+}
+
+fn check_pair(pair: Option<&str>, head: Head) -> Result<(), String> {
+    match (pair, head) {
+        (None, _) | (Some("target" | "context"), Head::Text) => Ok(()),
+        (Some(name @ ("target" | "context")), Head::Words { .. }) => {
+            Err(format!("pair {name:?}: word-labelling tasks (ner, pos) read one text"))
+        }
+        (Some(other), _) => Err(format!("pair {other:?} is not \"target\" or \"context\"")),
     }
 }
 
@@ -217,6 +258,17 @@ mod tests {
         assert_eq!(spec.name, "fixture/tiny");
         assert!(!spec.pre_optimized, "absent means the optimiser runs at load");
         assert_eq!(spec.task, "sentiment");
+        assert_eq!((spec.head, spec.pair), (Head::Text, None));
+    }
+
+    #[test]
+    fn the_task_decides_the_head_and_pipeline_json_the_pair() {
+        assert_eq!(Head::of("ner"), Head::Words { entities: true });
+        assert_eq!(Head::of("pos"), Head::Words { entities: false });
+        assert_eq!(Head::of("targeted_sentiment"), Head::Text);
+        assert!(check_pair(Some("target"), Head::Text).is_ok());
+        assert!(check_pair(Some("context"), Head::Words { entities: true }).unwrap_err().contains("read one text"));
+        assert!(check_pair(Some("objetivo"), Head::Text).unwrap_err().contains("not \"target\""));
     }
 
     #[test]

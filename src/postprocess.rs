@@ -35,6 +35,10 @@ pub struct Prediction {
     /// The preprocessed text the model read (pysentimiento's `sentence`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentence: Option<String>,
+    /// The preprocessed target or context read with it (pysentimiento's `context`), when asked
+    /// for and there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 pub fn predict(logits: &[f32], labels: &[String], multi_label: bool, truncated: bool) -> Prediction {
@@ -46,10 +50,10 @@ pub fn predict(logits: &[f32], labels: &[String], multi_label: bool, truncated: 
         Output::Label(labels[argmax(&probs)].clone())
     };
     let probas = Probas(labels.iter().cloned().zip(probs).collect());
-    Prediction { output, probas, truncated, sentence: None }
+    Prediction { output, probas, truncated, sentence: None, context: None }
 }
 
-fn softmax(logits: &[f32]) -> Vec<f32> {
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
     // Subtracting the max keeps exp() from overflowing on large logits.
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();

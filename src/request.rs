@@ -4,13 +4,17 @@ use serde::Deserialize;
 
 use crate::config::{MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS};
 use crate::error::ApiError;
+use crate::model::Input;
 
 /// What `/predict` was asked: one text or a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictRequest {
-    /// Per text: the text, or why it cannot be classified. In a batch a bad item is answered in
-    /// its place and the others are still classified; a single bad text fails the request.
-    pub items: Vec<Result<String, ApiError>>,
+    /// Per text: the text (and its target or context), or why it cannot be classified. In a
+    /// batch a bad item is answered in its place and the others are still classified; a single
+    /// bad text fails the request.
+    pub items: Vec<Result<Input, ApiError>>,
+    /// The field that carried the second texts (`"target"`, `"contexts"`...), if one did.
+    pub pair_field: Option<&'static str>,
     /// `{"texts": [...]}` answers `{"results": [...]}` even for one item.
     pub batch: bool,
     /// `"include_sentence": true` echoes the preprocessed text (pysentimiento's `sentence`).
@@ -21,7 +25,8 @@ pub struct PredictRequest {
 }
 
 /// Unknown fields are rejected: a typo such as `"txt"` should fail loudly, not be ignored; so is a
-/// `null` text (`task` and `lang` may be `null`: the default).
+/// `null` text (`task` and `lang` may be `null`: the default). `target` and `context` are one
+/// field by two names, as in pysentimiento; a batch gives them as a list parallel to `texts`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
@@ -29,6 +34,14 @@ struct Body {
     text: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
     texts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    target: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    context: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
+    targets: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    contexts: Option<Vec<String>>,
     #[serde(default)]
     include_sentence: bool,
     task: Option<String>,
@@ -86,19 +99,64 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
             Err(e) => json_error(e),
         });
     }
-    let Body { text, texts, include_sentence, task, lang } =
+    let Body { text, texts, target, context, targets, contexts, include_sentence, task, lang } =
         serde_json::from_str(text).map_err(json_error)?;
-    let request = |items, batch| PredictRequest { items, batch, include_sentence, task, lang };
+    let one = second("target", target, "context", context)?;
+    let many = second("targets", targets, "contexts", contexts)?;
+    let request = |items, batch, pair_field| PredictRequest { items, batch, pair_field, include_sentence, task, lang };
     match (text, texts) {
-        (Some(text), None) => Ok(request(vec![Ok(check_text(text, "text".into())?)], false)),
+        (Some(text), None) => {
+            if let Some((field, _)) = many {
+                return Err(invalid(&format!("{field:?} goes with \"texts\"; with \"text\" send its singular")));
+            }
+            let (field, second) = one.unzip();
+            let input = check_input(text, second, "text".into(), field.unwrap_or(""))?;
+            Ok(request(vec![Ok(input)], false, field))
+        }
         (None, Some(texts)) => {
             check_batch_size(texts.len())?;
-            let items = texts.into_iter().enumerate().map(|(i, t)| check_text(t, format!("texts[{i}]")));
-            Ok(request(items.collect(), true))
+            if let Some((field, _)) = one {
+                return Err(invalid(&format!("{field:?} goes with \"text\"; with \"texts\" send a list, \"{field}s\"")));
+            }
+            let (field, seconds) = many.unzip();
+            let seconds = match seconds {
+                Some(list) if list.len() != texts.len() => {
+                    return Err(invalid(&format!(
+                        "\"texts\" has {} items but {:?} has {}: send one per text",
+                        texts.len(),
+                        field.unwrap_or(""),
+                        list.len()
+                    )))
+                }
+                Some(list) => list.into_iter().map(Some).collect(),
+                None => vec![None; texts.len()],
+            };
+            let items = texts.into_iter().zip(seconds).enumerate().map(|(i, (t, second))| {
+                check_input(t, second, format!("texts[{i}]"), &format!("{}[{i}]", field.unwrap_or("")))
+            });
+            Ok(request(items.collect(), true, field))
         }
         (Some(_), Some(_)) => Err(invalid("send either \"text\" or \"texts\", not both")),
         (None, None) => Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
     }
+}
+
+/// The second text under whichever of its two names was used (not both).
+fn second<T>(name: &'static str, a: Option<T>, alias: &'static str, b: Option<T>) -> Result<Option<(&'static str, T)>, ApiError> {
+    match (a, b) {
+        (Some(_), Some(_)) => Err(invalid(&format!("send either {name:?} or {alias:?}: they are one field by two names"))),
+        (a, b) => Ok(a.map(|v| (name, v)).or(b.map(|v| (alias, v)))),
+    }
+}
+
+/// A text must have content; its second text may be empty (then the text is read alone) but
+/// not over the length limit.
+pub fn check_input(text: String, second: Option<String>, name: String, second_name: &str) -> Result<Input, ApiError> {
+    let text = check_text(text, name)?;
+    if let Some(second) = &second {
+        check_length(second, second_name)?;
+    }
+    Ok(Input { text, second })
 }
 
 fn check_batch_size(n: usize) -> Result<(), ApiError> {
@@ -115,13 +173,16 @@ pub fn check_text(text: String, name: String) -> Result<String, ApiError> {
     if text.trim().is_empty() {
         return Err(invalid(&format!("{name} is empty")));
     }
-    let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"
-        )));
-    }
+    check_length(&text, &name)?;
     Ok(text)
+}
+
+fn check_length(text: &str, name: &str) -> Result<(), ApiError> {
+    let chars = text.chars().count();
+    match chars > MAX_TEXT_CHARS {
+        true => Err(ApiError::PayloadTooLarge(format!("{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"))),
+        false => Ok(()),
+    }
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -147,7 +208,40 @@ mod tests {
     }
 
     fn texts(r: &PredictRequest) -> Vec<&str> {
-        r.items.iter().map(|i| i.as_ref().unwrap().as_str()).collect()
+        r.items.iter().map(|i| i.as_ref().unwrap().text.as_str()).collect()
+    }
+
+    fn seconds(r: &PredictRequest) -> Vec<Option<&str>> {
+        r.items.iter().map(|i| i.as_ref().unwrap().second.as_deref()).collect()
+    }
+
+    #[test]
+    fn a_target_or_context_goes_with_its_text() {
+        let r = parse(r#"{"text": "odio el lunes", "target": "lunes"}"#).unwrap();
+        assert_eq!((seconds(&r), r.pair_field), (vec![Some("lunes")], Some("target")));
+        let r = parse(r#"{"texts": ["a", "b"], "contexts": ["", "x"]}"#).unwrap();
+        assert_eq!((seconds(&r), r.pair_field), (vec![Some(""), Some("x")], Some("contexts")));
+        assert_eq!(parse(r#"{"texts": ["a"]}"#).unwrap().pair_field, None);
+    }
+
+    #[test]
+    fn misplaced_or_mismatched_second_texts_are_400_naming_the_problem() {
+        let cases = [
+            (r#"{"text": "a", "targets": ["b"]}"#, "with \"text\" send its singular"),
+            (r#"{"texts": ["a"], "context": "b"}"#, "send a list, \"contexts\""),
+            (r#"{"texts": ["a", "b"], "targets": ["c"]}"#, "\"texts\" has 2 items but \"targets\" has 1"),
+            (r#"{"text": "a", "target": "b", "context": "c"}"#, "one field by two names"),
+            (r#"{"text": "a", "target": null}"#, "invalid type: null"),
+        ];
+        for (body, expected) in cases {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert!(err.message().contains(expected), "{body}: {}", err.message());
+        }
+        let long = "a".repeat(MAX_TEXT_CHARS + 1);
+        let r = parse(&format!(r#"{{"texts": ["a", "b"], "targets": ["x", "{long}"]}}"#)).unwrap();
+        let err = r.items[1].as_ref().unwrap_err();
+        assert_eq!((err.status(), err.message().contains("targets[1] has")), (413, true), "{}", err.message());
     }
 
     #[test]

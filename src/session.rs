@@ -1,4 +1,4 @@
-//! The ONNX Runtime session: one batch of token ids in, one row of logits per text out.
+//! The ONNX Runtime session: one batch of token ids in, logits out (per text, or per token).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -43,18 +43,20 @@ impl Classifier {
         Ok(Self { sessions: sessions.into_iter().map(Mutex::new).collect(), feeds_token_types, output })
     }
 
-    /// Width of the logits row, when the graph declares it (`None` for a symbolic dimension).
-    pub fn declared_width(&self) -> Option<usize> {
+    /// The output's declared rank and last dimension (`None` where the graph leaves it symbolic):
+    /// `[texts, labels]` for a classifier, `[texts, tokens, labels]` for a token classifier.
+    pub fn declared_shape(&self) -> (usize, Option<usize>) {
         let session = self.sessions[0].lock().unwrap_or_else(|p| p.into_inner());
-        match session.outputs().first()?.dtype() {
-            ort::value::ValueType::Tensor { shape, .. } => {
-                shape.last().and_then(|&d| usize::try_from(d).ok())
+        match session.outputs().first().map(|o| o.dtype()) {
+            Some(ort::value::ValueType::Tensor { shape, .. }) => {
+                (shape.len(), shape.last().and_then(|&d| usize::try_from(d).ok()))
             }
-            _ => None,
+            _ => (0, None),
         }
     }
 
-    pub fn run(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, String> {
+    /// The logits of one batch: their shape and values, row-major.
+    pub fn run(&self, batch: &Batch) -> Result<Logits, String> {
         let tensor = |data| view([batch.rows, batch.cols], data);
         let mut feeds: Vec<(Cow<str>, SessionInputValue)> = vec![
             ("input_ids".into(), tensor(&batch.input_ids)?.into()),
@@ -66,16 +68,17 @@ impl Classifier {
         // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
         let mut session = self.free_session();
         let outputs = session.run(feeds).map_err(|e| format!("inference failed: {e}"))?;
-        let (out_shape, logits) = outputs[self.output.as_str()]
+        let (shape, values) = outputs[self.output.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(|e| format!("output {:?} is not a float tensor: {e}", self.output))?;
-        match **out_shape {
-            [rows, width] if rows as usize == batch.rows && width > 0 => {
-                Ok(logits.chunks(width as usize).map(<[f32]>::to_vec).collect())
-            }
-            _ => Err(format!("output shape {:?} is not [{}, labels]", &**out_shape, batch.rows)),
-        }
+        let shape = shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+        Ok(Logits { shape, values: values.to_vec() })
     }
+}
+
+pub struct Logits {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
 }
 
 impl Classifier {

@@ -1,10 +1,10 @@
-//! Tokenization: texts in, one padded batch of model inputs out.
+//! Tokenization: a text (or a text and its target or context, or words) in, model inputs out.
 
 use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-/// Row-major `[rows, cols]` model inputs, padded to the longest text of the batch.
+/// Row-major `[rows, cols]` model inputs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub rows: usize,
@@ -19,49 +19,55 @@ pub struct Batch {
 pub struct TextEncoder {
     tokenizer: Tokenizer,
     prefix: String,
-    pad_id: i64,
 }
 
 impl TextEncoder {
-    /// Loads tokenizer.json; padding is done here (per batch), truncation by the tokenizer.
-    pub fn load(path: &Path, prefix: &str, max_tokens: usize, pad_id: i64) -> Result<Self, String> {
+    /// Loads tokenizer.json; truncation by the tokenizer (longest first for pairs), no padding.
+    pub fn load(path: &Path, prefix: &str, max_tokens: usize) -> Result<Self, String> {
         let mut tokenizer = Tokenizer::from_file(path)
             .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
         let truncation = TruncationParams { max_length: max_tokens, ..Default::default() };
         tokenizer.with_truncation(Some(truncation)).map_err(|e| e.to_string())?;
         tokenizer.with_padding(None);
-        Ok(Self { tokenizer, prefix: prefix.to_string(), pad_id })
+        Ok(Self { tokenizer, prefix: prefix.to_string() })
     }
 
-    pub fn encode(&self, texts: &[String]) -> Result<Batch, String> {
-        let encodings = texts
-            .iter()
-            .map(|text| {
-                let input = format!("{}{text}", self.prefix);
-                self.tokenizer.encode_fast(input, true).map_err(|e| format!("tokenizer failed: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = encodings.len();
-        let cols = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
-        let mut batch = Batch {
-            rows,
-            cols,
-            input_ids: vec![self.pad_id; rows * cols],
-            attention_mask: vec![0; rows * cols],
-            token_type_ids: vec![0; rows * cols],
-            truncated: Vec::with_capacity(rows),
-        };
-        for (row, encoding) in encodings.iter().enumerate() {
-            let start = row * cols;
-            for (i, (&id, &type_id)) in encoding.get_ids().iter().zip(encoding.get_type_ids()).enumerate() {
-                batch.input_ids[start + i] = i64::from(id);
-                batch.token_type_ids[start + i] = i64::from(type_id);
-                batch.attention_mask[start + i] = 1;
-            }
-            batch.truncated.push(!encoding.get_overflowing().is_empty());
+    /// One input, as one row of model inputs. The prefix goes before the (first) text only.
+    pub fn encode(&self, input: Segments) -> Result<Encoded, String> {
+        let prefixed = |text: &str| format!("{}{text}", self.prefix);
+        let encoding = match input {
+            Segments::One(text) => self.tokenizer.encode_fast(prefixed(text), true),
+            Segments::Pair(text, second) => self.tokenizer.encode_fast((prefixed(text), second.to_string()), true),
+            // encode_fast leaves out the word ids, which words need.
+            Segments::Words(words) => self.tokenizer.encode(words, true),
         }
-        Ok(batch)
+        .map_err(|e| format!("tokenizer failed: {e}"))?;
+        let widen = |values: &[u32]| values.iter().map(|&v| i64::from(v)).collect::<Vec<_>>();
+        let batch = Batch {
+            rows: 1,
+            cols: encoding.len(),
+            input_ids: widen(encoding.get_ids()),
+            attention_mask: widen(encoding.get_attention_mask()),
+            token_type_ids: widen(encoding.get_type_ids()),
+            truncated: vec![!encoding.get_overflowing().is_empty()],
+        };
+        Ok(Encoded { batch, word_ids: encoding.get_word_ids().to_vec() })
     }
+}
+
+/// What is encoded: one text, a text and its second text (a target or context; the tokenizer's
+/// template marks the second, e.g. BERT's token type 1), or words already split.
+#[derive(Debug, Clone, Copy)]
+pub enum Segments<'a> {
+    One(&'a str),
+    Pair(&'a str, &'a str),
+    Words(&'a [String]),
+}
+
+pub struct Encoded {
+    pub batch: Batch,
+    /// Per token, the index of the word it comes from (`None`: a special token); words input only.
+    pub word_ids: Vec<Option<u32>>,
 }
 
 #[cfg(test)]
@@ -70,37 +76,55 @@ mod tests {
 
     fn fixture(max_tokens: usize) -> TextEncoder {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/tokenizer.json");
-        TextEncoder::load(&path, "", max_tokens, 0).unwrap()
+        TextEncoder::load(&path, "", max_tokens).unwrap()
     }
 
     #[test]
-    fn pads_to_the_longest_text_with_a_zero_mask() {
-        let batch = fixture(16).encode(&["bueno".into(), "muy muy bueno".into()]).unwrap();
-        assert_eq!((batch.rows, batch.cols), (2, 5));
-        // <s> bueno </s> <pad> <pad>
-        assert_eq!(&batch.attention_mask[..5], &[1, 1, 1, 0, 0]);
-        assert_eq!(&batch.input_ids[3..5], &[0, 0]);
-        assert_eq!(&batch.attention_mask[5..], &[1; 5]);
-        assert_eq!(batch.truncated, [false, false]);
+    fn one_text_is_one_unpadded_row() {
+        let batch = fixture(16).encode(Segments::One("muy muy bueno")).unwrap().batch;
+        assert_eq!((batch.rows, batch.cols), (1, 5));
+        // <s> muy muy bueno </s>
+        assert_eq!(batch.attention_mask, [1; 5]);
+        assert_eq!(batch.truncated, [false]);
     }
 
     #[test]
     fn truncates_to_max_tokens_and_says_so() {
         let long = vec!["bueno"; 40].join(" ");
-        let batch = fixture(8).encode(&[long, "malo".into()]).unwrap();
+        let batch = fixture(8).encode(Segments::One(&long)).unwrap().batch;
         assert_eq!(batch.cols, 8);
-        assert_eq!(batch.truncated, [true, false]);
+        assert_eq!(batch.truncated, [true]);
         // The special tokens survive truncation.
         assert_eq!(batch.input_ids[0], 1);
         assert_eq!(batch.input_ids[7], 2);
     }
 
     #[test]
+    fn a_pair_is_truncated_longest_first_and_says_so() {
+        let encoder = fixture(12);
+        let short = encoder.encode(Segments::Pair("malo", "bueno")).unwrap().batch;
+        let long = vec!["bueno"; 40].join(" ");
+        let cut = encoder.encode(Segments::Pair("malo", &long)).unwrap().batch;
+        assert!(short.cols > 4 && !short.truncated[0]);
+        assert_eq!((cut.cols, cut.truncated[0]), (12, true));
+        // The short first text is kept whole: only the longer second one was cut.
+        assert_eq!(cut.input_ids[..3], short.input_ids[..3]);
+    }
+
+    #[test]
+    fn words_keep_their_index() {
+        let words = ["muy".to_string(), "bueno".to_string()];
+        let encoded = fixture(16).encode(Segments::Words(&words)).unwrap();
+        // <s> muy bueno </s>
+        assert_eq!(encoded.word_ids, [None, Some(0), Some(1), None]);
+    }
+
+    #[test]
     fn prefix_is_prepended() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/tokenizer.json");
-        let encoder = TextEncoder::load(&path, "muy ", 16, 0).unwrap();
-        let with = encoder.encode(&["bueno".into()]).unwrap();
-        let without = fixture(16).encode(&["muy bueno".into()]).unwrap();
+        let encoder = TextEncoder::load(&path, "muy ", 16).unwrap();
+        let with = encoder.encode(Segments::One("bueno")).unwrap().batch;
+        let without = fixture(16).encode(Segments::One("muy bueno")).unwrap().batch;
         assert_eq!(with.input_ids, without.input_ids);
     }
 }

@@ -188,7 +188,7 @@ async fn broken_model_files_are_503_naming_the_file() {
         (
             "label width",
             |d| edit_json(&d.join("config.json"), |c| c["id2label"] = json!({"0": "NEG", "1": "POS"})),
-            "3 logits per text but config.json names 2 labels",
+            "3 logits per row but config.json names 2 labels",
         ),
     ];
     for (what, break_it, expected) in cases {
