@@ -1,11 +1,14 @@
 """make model HF_MODEL=<hub id or local checkpoint dir>: a pysentimiento (Hugging Face) sequence
-classifier converted to the function's model directory, int8 by default.
+classifier, or token classifier for --task ner / pos, converted to the function's model
+directory, int8 by default.
 
     python model/convert.py --from SRC --out DIR [--task sentiment] [--lang es] [--precision int8|fp32]
 
 Stages: read the checkpoint and refuse what the function cannot serve (an architecture other than
-a BERT/RoBERTa-family sequence classifier, labels left at LABEL_0..) -> tokenizer.json (converted
-from a slow tokenizer when the checkpoint has none, and checked id for id against transformers) ->
+a BERT/RoBERTa-family sequence classifier, or token classifier for ner/pos, labels left at
+LABEL_0..) -> tokenizer.json (converted from a slow tokenizer when the checkpoint has none, and
+checked id for id against transformers on what the task reads: texts, text pairs for
+targeted_sentiment and context_hate_speech, spaCy's words for ner and pos) ->
 ONNX export with PyTorch (checked against PyTorch's logits) -> int8 (the recipe below) -> the
 import step (model/import_model.py: validate, optimise offline, pipeline.json). report.json keeps
 the figures: how far the int8 graph is from PyTorch's fp32 on the check texts.
@@ -30,7 +33,8 @@ import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from tokenizers import Tokenizer
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                          AutoTokenizer)
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -48,35 +52,65 @@ def refuse(message):
     sys.exit(f"convert: refused: {message}")
 
 
-def check_texts(lang):
-    """Tweet-like texts from the golden corpus, preprocessed as pysentimiento does."""
+def check_inputs(task, lang):
+    """What the model reads, as pysentimiento gives it: tweet-like texts from the golden corpus,
+    preprocessed; for a pair task, each with another text as its target or context (an empty
+    one every fifth: the text is then read alone); for ner and pos, spaCy's words of the text
+    preprocessed with handles kept."""
     from pysentimiento.preprocessing import preprocess_tweet
     rows = [json.loads(line) for line in (HERE.parent / "tests/golden/preprocess.jsonl").open()]
     texts = [r["text"] for r in rows if not r["args"] and r["text"].strip()]
-    random.Random(0).shuffle(texts)
+    rng = random.Random(0)
+    rng.shuffle(texts)
     long_text = " ".join(texts[:60])  # past 128 tokens: truncation is checked too
-    return [preprocess_tweet(t, lang=lang) for t in texts[:CHECK_TEXTS] + [long_text]]
+    chosen = texts[:CHECK_TEXTS] + [long_text]
+    if task in import_model.WORD_TASKS:
+        from spacy.lang.en import English
+        from spacy.lang.es import Spanish
+        split = (Spanish() if lang == "es" else English()).tokenizer
+        return [[w.text for w in split(preprocess_tweet(t, lang=lang, preprocess_handles=False))] for t in chosen]
+    texts = [preprocess_tweet(t, lang=lang) for t in chosen]
+    if task in import_model.PAIRS:
+        seconds = rng.sample(texts, len(texts))
+        return [(t, s) if i % 5 else t for i, (t, s) in enumerate(zip(texts, seconds))]
+    return texts
 
 
-def read_checkpoint(src):
+def encode(tokenizer, item, **kwargs):
+    """A text, a (text, second text) pair, or a list of words, as pysentimiento encodes it."""
+    if isinstance(item, list):
+        return tokenizer(item, is_split_into_words=True, truncation=True, max_length=import_model.MAX_TOKENS, **kwargs)
+    parts = item if isinstance(item, tuple) else (item,)
+    return tokenizer(*parts, truncation=True, max_length=import_model.MAX_TOKENS, **kwargs)
+
+
+def encode_served(served, item):
+    if isinstance(item, list):
+        return served.encode(item, is_pretokenized=True).ids
+    return served.encode(*item).ids if isinstance(item, tuple) else served.encode(item).ids
+
+
+def read_checkpoint(src, task):
     config = AutoConfig.from_pretrained(src)
     architecture = (config.architectures or ["(none)"])[0]
     if config.model_type not in SERVABLE:
         refuse(f"{src}: model_type {config.model_type!r} ({architecture}) is not one the function runs "
                f"({', '.join(SERVABLE)})")
-    if not architecture.endswith("ForSequenceClassification"):
-        refuse(f"{src}: {architecture} is not a sequence classifier (only text classification tasks convert: "
-               f"sentiment, emotion, hate_speech, irony)")
+    words = task in import_model.WORD_TASKS
+    head = "ForTokenClassification" if words else "ForSequenceClassification"
+    if not architecture.endswith(head):
+        refuse(f"{src}: {architecture} is not a {'token' if words else 'sequence'} classifier, which the task "
+               f"{task!r} needs (ner and pos label tokens; the other tasks classify texts)")
     labels = [config.id2label[i] for i in range(config.num_labels)]
     if labels == [f"LABEL_{i}" for i in range(len(labels))]:
         refuse(f"{src}: config.json names no labels (id2label is transformers' default {labels}); "
                f"set id2label to the model's label names")
-    model = AutoModelForSequenceClassification.from_pretrained(src).eval()
-    return config, model
+    auto = AutoModelForTokenClassification if words else AutoModelForSequenceClassification
+    return config, auto.from_pretrained(src).eval()
 
 
-def tokenizer_json(src, out, texts):
-    """Writes out/tokenizer.json and checks that it encodes every check text as transformers does."""
+def tokenizer_json(src, out, items):
+    """Writes out/tokenizer.json and checks that it encodes every check input as transformers does."""
     tokenizer = AutoTokenizer.from_pretrained(src)
     if not tokenizer.is_fast:
         refuse(f"{src}: {type(tokenizer).__name__} has no tokenizer.json and transformers cannot convert it to "
@@ -89,41 +123,41 @@ def tokenizer_json(src, out, texts):
         reference = tokenizer
     served = Tokenizer.from_file(str(out / "tokenizer.json"))
     served.enable_truncation(import_model.MAX_TOKENS)
-    for text in texts:
-        want = reference(text, truncation=True, max_length=import_model.MAX_TOKENS)["input_ids"]
-        got = served.encode(text).ids
+    for item in items:
+        want = encode(reference, item)["input_ids"]
+        got = encode_served(served, item)
         if got != want:
-            refuse(f"{src}: the converted tokenizer.json encodes {text!r} as {got[:12]}..., "
+            refuse(f"{src}: the converted tokenizer.json encodes {item!r} as {got[:12]}..., "
                    f"{type(reference).__name__} as {want[:12]}...")
     return tokenizer, type(reference).__name__
 
 
-def export(model, tokenizer, path):
+def export(model, tokenizer, path, words):
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
     sample = tokenizer(["hola mundo", "qué tal"], return_tensors="pt")
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch", 1: "sequence"} if words else {0: "batch"}}
     with torch.no_grad():
         torch.onnx.export(model, tuple(sample[n] for n in names), str(path), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     return names
 
 
-def logits_torch(model, tokenizer, texts):
+def logits_torch(model, tokenizer, items):
+    """Rows of logits: one per text, or one per token for a token classifier."""
     rows = []
     with torch.no_grad():
-        for text in texts:
-            ids = tokenizer(text, truncation=True, max_length=import_model.MAX_TOKENS, return_tensors="pt")
-            rows.append(model(**ids).logits[0].numpy())
-    return np.array(rows)
+        for item in items:
+            rows.append(np.atleast_2d(model(**encode(tokenizer, item, return_tensors="pt")).logits[0].numpy()))
+    return np.concatenate(rows)
 
 
-def logits_onnx(path, tokenizer, texts, names):
+def logits_onnx(path, tokenizer, items, names):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rows = []
-    for text in texts:
-        ids = tokenizer(text, truncation=True, max_length=import_model.MAX_TOKENS, return_tensors="np")
-        rows.append(session.run(["logits"], {n: ids[n].astype(np.int64) for n in names})[0][0])
-    return np.array(rows)
+    for item in items:
+        ids = encode(tokenizer, item, return_tensors="np")
+        rows.append(np.atleast_2d(session.run(["logits"], {n: ids[n].astype(np.int64) for n in names})[0][0]))
+    return np.concatenate(rows)
 
 
 def probabilities(logits, multi_label):
@@ -161,14 +195,17 @@ def main():
         preprocessing = builtin.get("preprocessing_args", {}) if builtin.get("model_name") == args.src else {}
     out = pathlib.Path(args.out)
 
-    config, model = read_checkpoint(args.src)
+    if args.task in import_model.WORD_TASKS and args.lang not in import_model.WORD_LANGS:
+        refuse(f"{args.task} splits words with spaCy's {import_model.WORD_LANGS} tokenizers, as pysentimiento "
+               f"does; not {args.lang!r}")
+    config, model = read_checkpoint(args.src, args.task)
     multi_label = config.problem_type == "multi_label_classification"
-    texts = check_texts(args.lang)
+    texts = check_inputs(args.task, args.lang)
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         tokenizer, tokenizer_checked = tokenizer_json(args.src, work, texts)
         config.save_pretrained(work)
-        names = export(model, tokenizer, work / "fp32.onnx")
+        names = export(model, tokenizer, work / "fp32.onnx", args.task in import_model.WORD_TASKS)
         reference = logits_torch(model, tokenizer, texts)
         exported = logits_onnx(work / "fp32.onnx", tokenizer, texts, names)
         export_error = float(np.abs(exported - reference).max())
@@ -191,7 +228,7 @@ def main():
         "source": args.src, "task": args.task, "lang": args.lang, "precision": args.precision,
         "architecture": config.architectures[0], "labels": labels, "tokenizer_checked_against": tokenizer_checked,
         "check_texts": len(texts), "export_max_abs_logit_error": export_error,
-        "vs_pytorch_fp32": {"label_agreement": agreement,
+        "vs_pytorch_fp32": {"label_agreement": agreement, "labelled": "tokens" if args.task in import_model.WORD_TASKS else "texts",
                             "max_abs_probability_difference": float(np.abs(p_served - p_ref).max())},
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")

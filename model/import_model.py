@@ -1,11 +1,11 @@
-"""Imports an already exported ONNX sequence classifier as the function's model directory
-(make model FROM=DIR), and validates it the way the function will use it. Its `install` is also
+"""Imports an already exported ONNX sequence (or token) classifier as the function's model
+directory (make model FROM=DIR), and validates it the way the function will use it. Its `install` is also
 the last step of model/convert.py (make model HF_MODEL=...).
 
 DIR holds config.json and tokenizer.json, and model.onnx or the Hugging Face export layout
 onnx/model_quantized.onnx (preferred: int8) / onnx/model.onnx. Checks: config has id2label, the
 graph takes input_ids and attention_mask (token_type_ids optional), its first output has one
-column per label on a sample sentence, and the tokenizer loads. The graph is then optimised
+column per label on a sample sentence (per token for ner and pos), and the tokenizer loads. The graph is then optimised
 offline (model/optimize.py), its weights written to model.onnx.data.
 
     python model/import_model.py --from DIR --out model [--task sentiment] [--lang es] [--prefix ""]
@@ -30,6 +30,11 @@ MAX_TOKENS = 128
 # RoBERTa-family models number positions from pad_token_id + 1 (RoBERTuito: 130 -> 128 usable).
 OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert")
 LANGS = ("es", "en", "it", "pt")
+# pysentimiento's word-labelling tasks, and the languages it splits words for (spaCy's es and en).
+WORD_TASKS = ("ner", "pos")
+WORD_LANGS = ("es", "en")
+# Tasks that read a second text, and pysentimiento's name for it.
+PAIRS = {"targeted_sentiment": "target", "context_hate_speech": "context"}
 
 
 def fail(message):
@@ -44,7 +49,7 @@ def max_tokens(config):
     return min(MAX_TOKENS, positions)
 
 
-def validate(onnx_path, tokenizer_path, config, prefix):
+def validate(onnx_path, tokenizer_path, config, prefix, task):
     labels = config.get("id2label") or fail("config.json has no id2label")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
@@ -57,24 +62,34 @@ def validate(onnx_path, tokenizer_path, config, prefix):
     if "token_type_ids" in inputs:
         feed["token_type_ids"] = np.zeros_like(ids)
     logits = session.run(None, feed)[0]
-    if logits.shape != (1, len(labels)):
-        fail(f"first output has shape {logits.shape}, expected (1, {len(labels)}) for id2label {labels}")
+    expected = (1, ids.shape[1], len(labels)) if task in WORD_TASKS else (1, len(labels))
+    if logits.shape != expected:
+        fail(f"first output has shape {logits.shape}, expected {expected} for the task {task!r} and id2label {labels}")
     return labels
 
 
 def pipeline(name, task, lang, config, preprocessing=None, prefix=""):
-    """pipeline.json: everything pysentimiento does for this model besides the graph."""
+    """pipeline.json: everything pysentimiento does for this model besides the graph. Its token
+    analyzers keep handles (preprocess_handles=False) unless told otherwise."""
     if lang not in LANGS:
         fail(f"lang {lang!r} is not one of pysentimiento's {LANGS}")
-    return {"name": name, "task": task, "lang": lang, "preprocessing": preprocessing or {}, "prefix": prefix,
-            "max_tokens": max_tokens(config), "pre_optimized": True}
+    preprocessing = dict(preprocessing or {})
+    if task in WORD_TASKS:
+        if lang not in WORD_LANGS:
+            fail(f"{task} splits words with spaCy's {WORD_LANGS} tokenizers, as pysentimiento does; not {lang!r}")
+        preprocessing.setdefault("preprocess_handles", False)
+    out = {"name": name, "task": task, "lang": lang, "preprocessing": preprocessing, "prefix": prefix,
+           "max_tokens": max_tokens(config), "pre_optimized": True}
+    if task in PAIRS:
+        out["pair"] = PAIRS[task]
+    return out
 
 
 def install(onnx_path, src, out, pipeline_json):
     """Validates onnx_path, optimises it into out/, and writes config.json, tokenizer.json (from the
     directory src) and pipeline.json beside it. Returns the labels."""
     config = json.loads((src / "config.json").read_text())
-    labels = validate(onnx_path, src / "tokenizer.json", config, pipeline_json["prefix"])
+    labels = validate(onnx_path, src / "tokenizer.json", config, pipeline_json["prefix"], pipeline_json["task"])
     out.mkdir(parents=True, exist_ok=True)
     optimize(onnx_path, out)
     for name in ("config.json", "tokenizer.json"):

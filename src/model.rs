@@ -53,6 +53,7 @@ pub struct Model {
 pub struct LoadTimes {
     /// Loading libonnxruntime.so and creating its environment (0 after the process's first model).
     pub library: u64,
+    /// The tokenizer, and for NER and POS the word rules.
     pub tokenizer: u64,
     pub session: u64,
 }
@@ -60,11 +61,13 @@ pub struct LoadTimes {
 impl Model {
     pub fn load(dir: &Path, settings: &Settings, preprocessor: Arc<Preprocessor>) -> Result<Self, String> {
         let spec = ModelSpec::read(dir)?;
-        // The tokenizer (~50 ms) loads on a second thread while ONNX Runtime builds the session.
+        // The tokenizer (~50 ms) and the word rules load on a second thread while ONNX Runtime
+        // builds the session.
         let (encoder, classifier, library_ms) = std::thread::scope(|scope| {
             let encoder = scope.spawn(|| {
                 timed(|| {
-                    TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens)
+                    let encoder = TextEncoder::load(&spec.tokenizer_path(), &spec.prefix, spec.max_tokens)?;
+                    Ok::<_, String>((encoder, word_splitter(&spec)?))
                 })
             });
             // Timed apart from the session: with the first model it is a stage of its own.
@@ -76,14 +79,7 @@ impl Model {
             (encoder, classifier, library_ms)
         });
         let load_ms = LoadTimes { library: library_ms, tokenizer: encoder.1, session: classifier.1 };
-        let (encoder, classifier) = (encoder.0?, classifier.0?);
-        let words = match spec.head {
-            Head::Text => None,
-            Head::Words { .. } => {
-                let lang = spec.lang.ok_or("ner and pos models need pipeline.json's lang (es or en)")?;
-                Some(WordSplitter::new(lang)?)
-            }
-        };
+        let ((encoder, words), classifier) = (encoder.0?, classifier.0?);
         check_output(classifier.declared_shape(), &spec)?;
         Ok(Self {
             spec,
@@ -199,6 +195,17 @@ impl Model {
             probas: word_labels::probabilities(&rows),
             truncated: encoded.batch.truncated[0],
         })
+    }
+}
+
+/// spaCy's word rules for the model's language, for the word-labelling tasks only.
+fn word_splitter(spec: &ModelSpec) -> Result<Option<WordSplitter>, String> {
+    match spec.head {
+        Head::Text => Ok(None),
+        Head::Words { .. } => {
+            let lang = spec.lang.ok_or("ner and pos models need pipeline.json's lang (es or en)")?;
+            WordSplitter::new(lang).map(Some)
+        }
     }
 }
 

@@ -67,6 +67,13 @@ fn model_info(entry: &Entry, default: bool) -> Value {
             about["labels"] = json!(spec.labels);
             about["multi_label"] = json!(spec.multi_label);
             about["max_tokens"] = json!(spec.max_tokens);
+            // What a request sends and gets: a second text (`target`/`context`) or none; a label
+            // per text or per word.
+            about["pair"] = json!(spec.pair);
+            about["labels_per"] = json!(match spec.head {
+                crate::model_dir::Head::Text => "text",
+                crate::model_dir::Head::Words { .. } => "word",
+            });
         }
         Err(problem) => about["problem"] = json!(problem),
     }

@@ -276,3 +276,97 @@ async fn base64_bodies_and_hostile_json_get_clear_answers() {
         }
     }
 }
+
+fn post(cell: &'static sentimiento::registry::Registry, body: serde_json::Value) -> impl std::future::Future<Output = common::Reply> {
+    let body = body.to_string();
+    async move { call(cell, "POST", "/predict", Some(&body)).await }
+}
+
+/// The token-types fixture as a pair task: it pools the tokens of both texts.
+fn pair_fixture() -> tempfile::TempDir {
+    let dir = copy_fixture("tiny-token-types");
+    edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["task"] = json!("targeted_sentiment");
+        p["pair"] = json!("target");
+    });
+    dir
+}
+
+#[tokio::test]
+async fn a_pair_task_reads_the_text_with_its_target_or_context() {
+    let dir = pair_fixture();
+    let (pair, single) = (cell(dir.path()), cell(fixture("tiny-token-types")));
+    let r = post(pair, json!({"text": "el día", "target": "horrible", "include_sentence": true})).await;
+    assert_eq!((r.status, &r.json["output"], &r.json["context"]), (200, &json!("NEG"), &json!("horrible")), "{}", r.json);
+    // An empty or blank target: the text is read alone, exactly as the one-text model reads it.
+    for target in ["", "   "] {
+        let r = post(pair, json!({"text": "me encanta", "target": target, "include_sentence": true})).await;
+        assert_eq!(r.json["probas"], predict(single, "me encanta").await["probas"], "{target:?}");
+        assert!(r.json.get("context").is_none(), "{}", r.json);
+    }
+    // `contexts` is the same field, parallel to `texts`.
+    let r = post(pair, json!({"texts": ["el día", "el día"], "contexts": ["genial", "odio"]})).await;
+    let outputs: Vec<&serde_json::Value> = r.json["results"].as_array().unwrap().iter().map(|r| &r["output"]).collect();
+    assert_eq!(outputs, [&json!("POS"), &json!("NEG")], "{}", r.json);
+    let r = post(pair, json!({"text": "hola"})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("send \"target\" with \"text\""), "{}", r.json);
+}
+
+#[tokio::test]
+async fn a_one_text_task_refuses_a_second_text() {
+    let r = post(cell(fixture("tiny")), json!({"texts": ["hola"], "targets": ["x"]})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("reads one text; \"targets\""), "{}", r.json);
+}
+
+fn strings(value: &serde_json::Value) -> Vec<Option<&str>> {
+    value.as_array().unwrap().iter().map(|v| v.as_str()).collect()
+}
+
+#[tokio::test]
+async fn ner_labels_spacy_words_and_groups_entities() {
+    let cell = cell(fixture("tiny-words"));
+    let text = "@ana vive en Nueva York, y Juan Pérez en Madrid.";
+    let r = post(cell, json!({ "text": text })).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let words = ["@ana", "vive", "en", "Nueva", "York", ",", "y", "Juan", "Pérez", "en", "Madrid", "."];
+    assert_eq!(strings(&r.json["tokens"]), words.map(Some));
+    // 12 tokens: <s>, the first ten pieces, </s>; the last three words were not read. @ana is a user.
+    let labels = ["B-USER", "O", "O", "B-LOC", "I-LOC", "O", "O", "B-PER", "I-PER"].map(Some);
+    assert_eq!(strings(&r.json["labels"]), [&labels[..], &[None, None, None]].concat());
+    assert_eq!(
+        r.json["entities"],
+        json!([
+            {"type": "USER", "text": "@ana", "start": 0, "end": 4},
+            {"type": "LOC", "text": "Nueva York", "start": 13, "end": 23},
+            {"type": "PER", "text": "Juan Pérez", "start": 27, "end": 37}
+        ])
+    );
+    assert_eq!((&r.json["sentence"], &r.json["preprocessed"], &r.json["truncated"]), (&json!(text), &json!(text), &json!(true)));
+    let rows = r.json["probas"].as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    let sum: f64 = rows[1].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+}
+
+#[tokio::test]
+async fn pos_drops_the_bio_prefix_and_a_word_without_tokens_has_no_label() {
+    let dir = copy_fixture("tiny-words");
+    edit_json(&dir.path().join("pipeline.json"), |p| p["task"] = json!("pos"));
+    let r = post(cell(dir.path()), json!({"texts": ["@juan  vive en Roma"]})).await;
+    let answer = &r.json["results"][0];
+    assert_eq!(strings(&answer["tokens"]), ["@juan", " ", "vive", "en", "Roma"].map(Some));
+    // The second space of the run is a word of its own, which the tokenizer makes nothing of.
+    assert_eq!(strings(&answer["labels"]), [Some("USER"), None, Some("O"), Some("O"), Some("I-LOC")]);
+    assert!(answer.get("entities").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_word_model_must_give_logits_per_token() {
+    let dir = copy_fixture("tiny");
+    edit_json(&dir.path().join("pipeline.json"), |p| p["task"] = json!("ner"));
+    let r = post(cell(dir.path()), json!({"text": "hola"})).await;
+    assert_eq!(r.status, 503);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("one row of logits per token (rank 3)"), "{}", r.json);
+}

@@ -103,6 +103,7 @@ async fn info_describes_models_and_limits_without_loading_a_model() {
         (Some("sentiment"), Some(false), Some(true))
     );
     assert!(model["max_tokens"].as_u64().is_some(), "{info}");
+    assert_eq!((&model["pair"], &model["labels_per"]), (&json!(null), &json!("text")), "{info}");
     let limits = &info["limits"];
     assert_eq!(limits["max_in_flight"], 7);
     assert_eq!(limits["max_batch"], sentimiento::config::MAX_BATCH);

@@ -11,6 +11,10 @@ writes OUT/<name>/ for
 - servable, compared with pysentimiento: sentiment-es (RoBERTa, NEG/NEU/POS, no problem_type),
   hate_speech-es (RoBERTa, multi-label), emotion-es (RoBERTa, 7 labels), irony-it (BERT, WordPiece,
   shipped with a slow tokenizer only: the conversion must make and check a tokenizer.json);
+  targeted_sentiment-es (RoBERTa reading a text and a target), context_hate_speech-es (BERT,
+  as BETO: WordPiece with a fast tokenizer, token types, multi-label, reading a text and a
+  context); ner-es / ner-en (RoBERTa token classifiers with LinCE's BIO labels) and pos-es /
+  pos-en (with its part-of-speech tags);
 - refused by the conversion: gpt2-classifier (an architecture the function does not run),
   masked-lm (not a classifier), no-labels (id2label left at LABEL_0..), slow-bpe (a BERTweet-style
   slow tokenizer that has no fast equivalent).
@@ -22,9 +26,10 @@ from collections import Counter
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (BertConfig, BertForSequenceClassification, BertTokenizer, BertweetTokenizer,
-                          GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast, RobertaConfig,
-                          RobertaForMaskedLM, RobertaForSequenceClassification)
+from transformers import (BertConfig, BertForSequenceClassification, BertTokenizer, BertTokenizerFast,
+                          BertweetTokenizer, GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast,
+                          RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification,
+                          RobertaForTokenClassification)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEED = 20261128
@@ -35,7 +40,15 @@ TASKS = {
     "hate_speech-es": (["hateful", "targeted", "aggressive"], "multi_label_classification"),
     "emotion-es": (["others", "joy", "sadness", "anger", "surprise", "disgust", "fear"],
                    "single_label_classification"),
+    "targeted_sentiment-es": (["NEG", "NEU", "POS"], None),
 }
+# The label sets of pysentimiento's robertuito-ner and robertuito-pos (LinCE).
+NER = ["O"] + [f"{bio}-{kind}" for kind in ("EVENT", "GROUP", "LOC", "ORG", "OTHER", "PER", "PROD", "TIME", "TITLE")
+               for bio in ("B", "I")]
+POS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+       "SCONJ", "SYM", "UNK", "VERB", "X"]
+WORD_TASKS = {"ner-es": NER, "ner-en": NER, "pos-es": POS, "pos-en": POS}
+CONTEXT_HATE = ["WOMEN", "LGBTI", "RACISM", "CLASS", "POLITICS", "DISABLED", "APPEARANCE", "CRIMINAL", "CALLS"]
 
 
 def corpus(lang):
@@ -99,6 +112,19 @@ def bert_irony(texts, out):
     assert not (out / "tokenizer.json").exists(), "the slow-tokenizer case must ship no tokenizer.json"
 
 
+def bert_context_hate(texts, out):
+    """BETO's shape: a BERT with a fast WordPiece tokenizer whose pairs carry token type 1."""
+    out.mkdir(parents=True, exist_ok=True)
+    wordpiece_vocab(texts, out / "vocab.txt")
+    tokenizer = BertTokenizerFast(str(out / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=512, type_vocab_size=2, initializer_range=0.3,
+                        id2label=dict(enumerate(CONTEXT_HATE)), label2id={l: i for i, l in enumerate(CONTEXT_HATE)},
+                        problem_type="multi_label_classification")
+    save(BertForSequenceClassification(config).eval(), tokenizer, out)
+    assert (out / "tokenizer.json").exists()
+
+
 def slow_bpe(roberta_dir, out):
     """A BERTweet-style checkpoint: fastBPE vocab.txt + bpe.codes, which transformers cannot make fast."""
     out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +143,9 @@ def main():
         config = roberta_config(len(tokenizer), labels, problem_type)
         save(RobertaForSequenceClassification(config).eval(), tokenizer, out / name)
     bert_irony(corpus("it"), out / "irony-it")
+    for name, labels in WORD_TASKS.items():
+        save(RobertaForTokenClassification(roberta_config(len(tokenizer), labels)).eval(), tokenizer, out / name)
+    bert_context_hate(corpus("es"), out / "context_hate_speech-es")
 
     gpt2 = GPT2Config(vocab_size=len(tokenizer), n_positions=130, n_embd=32, n_layer=1, n_head=2,
                       pad_token_id=1, id2label={0: "NEG", 1: "POS"}, label2id={"NEG": 0, "POS": 1})
