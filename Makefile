@@ -22,14 +22,14 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build deploy \
-	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean
+	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
 	@echo "               lambda sam-build deploy"
-	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess soak fuzz clean"
+	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -250,7 +250,7 @@ $(BENCH_VENV)/.done: bench/requirements.txt
 $(ROBERTUITO_SHAPED):
 	$(MAKE) --no-print-directory bench-models
 
-bench: $(ORT_LIB) $(BIN) model $(ROBERTUITO_SHAPED) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess bench-lambda
+bench: $(ORT_LIB) $(BIN) model $(ROBERTUITO_SHAPED) $(BENCH_VENV)/.done $(EVOMSA) lambda bench-preprocess bench-words bench-lambda
 	$(MODEL_PY) bench/run.py --rust $(BIN) --lambda-bin $(LAMBDA_BIN) --python-venv $(BENCH_VENV) \
 	  --evomsa $(EVOMSA) --tools-bin $(abspath $(VENV))/bin --models default=model roberta=$(dir $(ROBERTUITO_SHAPED))
 
@@ -295,6 +295,10 @@ soak: $(ORT_LIB) $(BIN) model
 bench-preprocess: $(BIN) $(PYS_VENV)/.done
 	$(PYS_PY) bench/preprocess.py $(BIN) tests/golden/preprocess.jsonl
 	cargo bench --locked --bench preprocess
+
+# NER/POS word splitting: rules compile time, texts/s, and the slowest pieces a client can send.
+bench-words:
+	cargo bench --locked --bench words
 
 clean:
 	cargo clean

@@ -31,6 +31,10 @@ from spacy.tokenizer import Tokenizer
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "src/words/data"
 SPACY = "3.8.18"
+# src/words.rs looks for a prefix in the first AFFIX_WINDOW characters of a piece and for a suffix
+# in its last ones (see there): exact only while every rule is that short or is a run of one
+# character, and no prefix rule needs to see ahead (a positive look-ahead).
+AFFIX_WINDOW = 16
 
 
 def ranges_of(pattern):
@@ -139,6 +143,32 @@ def rust_pattern(compiled):
     return emit(sre_parse.parse(compiled.pattern, compiled.flags))
 
 
+def check_window(compiled):
+    tree = sre_parse.parse(compiled.pattern, compiled.flags)
+    # One alternation, anchored (the parser may factor the prefixes' common `^` out of it).
+    assert all(op is C.AT for op, _ in tree if op is not C.BRANCH)
+    [branches] = [av[1] for op, av in tree if op is C.BRANCH]
+    for branch in branches:
+        assert not any(o is C.ASSERT and a[0] > 0 for o, a in walk(branch)), f"a positive look-ahead: {branch}"
+        if branch.getwidth()[1] <= AFFIX_WINDOW:
+            continue
+        items = [item for item in branch if item[0] is not C.AT]
+        run = (len(items) == 2 and items[0][0] is C.LITERAL and items[1][0] is C.MAX_REPEAT
+               and list(items[1][1][2]) == [items[0]])
+        assert run, f"a rule longer than {AFFIX_WINDOW} characters is not a run of one character: {items}"
+
+
+def walk(tree):
+    """Every (op, av) of a parsed pattern, nested ones included."""
+    for op, av in tree:
+        yield op, av
+        if op is C.BRANCH:
+            for branch in av[1]:
+                yield from walk(branch)
+        elif op in (C.SUBPATTERN, C.MAX_REPEAT, C.MIN_REPEAT, C.ASSERT, C.ASSERT_NOT):
+            yield from walk(av[-1])
+
+
 def orths(substrings):
     return [spec.get(ORTH, spec.get("ORTH")) for spec in substrings]
 
@@ -151,6 +181,8 @@ def rules(nlp):
     specials = sorted((string, orths(subs)) for string, subs in t.rules.items())
     for string, words in specials:
         assert "".join(words) == string, string
+    check_window(t.prefix_search.__self__)
+    check_window(t.suffix_search.__self__)
     matched = [[string, [w.text for w in bare(string)]] for string, _ in specials
                if t.find_prefix(string) or t.find_infix(string) or t.find_suffix(string) or " " in string]
     return {

@@ -201,7 +201,8 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     let value_of = |name| req.headers().get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("?"));
     check_content_type(value_of(header::CONTENT_TYPE))?;
     check_content_encoding(value_of(header::CONTENT_ENCODING))?;
-    let PredictRequest { items, batch, pair_field, include_sentence, task, lang } = parse_predict(req.body())?;
+    let PredictRequest { items, batch, pair_field, include_sentence, task, lang } =
+        parse_predict(req.body())?;
     let entry = models.resolve(task.as_deref(), lang.as_deref())?;
     let model = models.get(entry).await?;
     model.check_pair(pair_field)?;

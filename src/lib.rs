@@ -26,6 +26,6 @@ pub mod server;
 pub mod session;
 pub mod status;
 pub mod tokenize;
-pub mod words;
 pub mod word_labels;
+pub mod words;
 pub mod work;

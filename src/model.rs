@@ -211,7 +211,12 @@ fn word_splitter(spec: &ModelSpec) -> Result<Option<WordSplitter>, String> {
 
 /// The logits of a one-row batch as rows of label width: one row for a text (rank 2), one per
 /// token (rank 3).
-fn rows(logits: Logits, rank: usize, batch: &crate::tokenize::Batch, spec: &ModelSpec) -> Result<Vec<Vec<f32>>, String> {
+fn rows(
+    logits: Logits,
+    rank: usize,
+    batch: &crate::tokenize::Batch,
+    spec: &ModelSpec,
+) -> Result<Vec<Vec<f32>>, String> {
     let width = spec.labels.len();
     let expected: &[usize] = if rank == 2 { &[1, width] } else { &[1, batch.cols, width] };
     if logits.shape != expected {

@@ -151,7 +151,8 @@ impl ModelSpec {
         let max_tokens =
             max_tokens(pipeline.max_tokens, &config).map_err(|e| format!("{}: {e}", dir.display()))?;
         let head = Head::of(&pipeline.task);
-        check_pair(pipeline.pair.as_deref(), head).map_err(|e| format!("{}: {e}", dir.join("pipeline.json").display()))?;
+        check_pair(pipeline.pair.as_deref(), head)
+            .map_err(|e| format!("{}: {e}", dir.join("pipeline.json").display()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir.display().to_string()),
@@ -267,7 +268,9 @@ mod tests {
         assert_eq!(Head::of("pos"), Head::Words { entities: false });
         assert_eq!(Head::of("targeted_sentiment"), Head::Text);
         assert!(check_pair(Some("target"), Head::Text).is_ok());
-        assert!(check_pair(Some("context"), Head::Words { entities: true }).unwrap_err().contains("read one text"));
+        assert!(check_pair(Some("context"), Head::Words { entities: true })
+            .unwrap_err()
+            .contains("read one text"));
         assert!(check_pair(Some("objetivo"), Head::Text).unwrap_err().contains("not \"target\""));
     }
 

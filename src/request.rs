@@ -103,55 +103,88 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
         serde_json::from_str(text).map_err(json_error)?;
     let one = second("target", target, "context", context)?;
     let many = second("targets", targets, "contexts", contexts)?;
-    let request = |items, batch, pair_field| PredictRequest { items, batch, pair_field, include_sentence, task, lang };
-    match (text, texts) {
+    let (items, batch, pair_field) = match (text, texts) {
         (Some(text), None) => {
-            if let Some((field, _)) = many {
-                return Err(invalid(&format!("{field:?} goes with \"texts\"; with \"text\" send its singular")));
-            }
-            let (field, second) = one.unzip();
-            let input = check_input(text, second, "text".into(), field.unwrap_or(""))?;
-            Ok(request(vec![Ok(input)], false, field))
+            let (input, field) = single(text, one, many)?;
+            (vec![Ok(input)], false, field)
         }
         (None, Some(texts)) => {
-            check_batch_size(texts.len())?;
-            if let Some((field, _)) = one {
-                return Err(invalid(&format!("{field:?} goes with \"text\"; with \"texts\" send a list, \"{field}s\"")));
-            }
-            let (field, seconds) = many.unzip();
-            let seconds = match seconds {
-                Some(list) if list.len() != texts.len() => {
-                    return Err(invalid(&format!(
-                        "\"texts\" has {} items but {:?} has {}: send one per text",
-                        texts.len(),
-                        field.unwrap_or(""),
-                        list.len()
-                    )))
-                }
-                Some(list) => list.into_iter().map(Some).collect(),
-                None => vec![None; texts.len()],
-            };
-            let items = texts.into_iter().zip(seconds).enumerate().map(|(i, (t, second))| {
-                check_input(t, second, format!("texts[{i}]"), &format!("{}[{i}]", field.unwrap_or("")))
-            });
-            Ok(request(items.collect(), true, field))
+            let (items, field) = batch(texts, one, many)?;
+            (items, true, field)
         }
-        (Some(_), Some(_)) => Err(invalid("send either \"text\" or \"texts\", not both")),
-        (None, None) => Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
+        (Some(_), Some(_)) => return Err(invalid("send either \"text\" or \"texts\", not both")),
+        (None, None) => return Err(invalid("missing field \"text\" (or \"texts\" for a batch)")),
+    };
+    Ok(PredictRequest { items, batch, pair_field, include_sentence, task, lang })
+}
+
+/// A second text and the name it came under.
+type Second<T> = Option<(&'static str, T)>;
+
+/// `{"text", "target"}`: one input.
+fn single(
+    text: String,
+    one: Second<String>,
+    many: Second<Vec<String>>,
+) -> Result<(Input, Option<&'static str>), ApiError> {
+    if let Some((field, _)) = many {
+        return Err(invalid(&format!("{field:?} goes with \"texts\"; with \"text\" send its singular")));
     }
+    let (field, second) = one.unzip();
+    Ok((check_input(text, second, "text".into(), field.unwrap_or(""))?, field))
+}
+
+/// `{"texts", "targets"}`: parallel lists; a bad item gets its error in its place.
+fn batch(
+    texts: Vec<String>,
+    one: Second<String>,
+    many: Second<Vec<String>>,
+) -> Result<(Vec<Result<Input, ApiError>>, Option<&'static str>), ApiError> {
+    check_batch_size(texts.len())?;
+    if let Some((field, _)) = one {
+        return Err(invalid(&format!(
+            "{field:?} goes with \"text\"; with \"texts\" send a list, \"{field}s\""
+        )));
+    }
+    let (field, seconds) = many.unzip();
+    let name = field.unwrap_or("");
+    let seconds: Vec<Option<String>> = match seconds {
+        Some(list) if list.len() != texts.len() => {
+            let (n, m) = (texts.len(), list.len());
+            return Err(invalid(&format!("\"texts\" has {n} items but {name:?} has {m}: send one per text")));
+        }
+        Some(list) => list.into_iter().map(Some).collect(),
+        None => vec![None; texts.len()],
+    };
+    let items = texts.into_iter().zip(seconds).enumerate();
+    let items =
+        items.map(|(i, (t, second))| check_input(t, second, format!("texts[{i}]"), &format!("{name}[{i}]")));
+    Ok((items.collect(), field))
 }
 
 /// The second text under whichever of its two names was used (not both).
-fn second<T>(name: &'static str, a: Option<T>, alias: &'static str, b: Option<T>) -> Result<Option<(&'static str, T)>, ApiError> {
+fn second<T>(
+    name: &'static str,
+    a: Option<T>,
+    alias: &'static str,
+    b: Option<T>,
+) -> Result<Second<T>, ApiError> {
     match (a, b) {
-        (Some(_), Some(_)) => Err(invalid(&format!("send either {name:?} or {alias:?}: they are one field by two names"))),
+        (Some(_), Some(_)) => {
+            Err(invalid(&format!("send either {name:?} or {alias:?}: they are one field by two names")))
+        }
         (a, b) => Ok(a.map(|v| (name, v)).or(b.map(|v| (alias, v)))),
     }
 }
 
 /// A text must have content; its second text may be empty (then the text is read alone) but
 /// not over the length limit.
-pub fn check_input(text: String, second: Option<String>, name: String, second_name: &str) -> Result<Input, ApiError> {
+pub fn check_input(
+    text: String,
+    second: Option<String>,
+    name: String,
+    second_name: &str,
+) -> Result<Input, ApiError> {
     let text = check_text(text, name)?;
     if let Some(second) = &second {
         check_length(second, second_name)?;
@@ -180,7 +213,9 @@ pub fn check_text(text: String, name: String) -> Result<String, ApiError> {
 fn check_length(text: &str, name: &str) -> Result<(), ApiError> {
     let chars = text.chars().count();
     match chars > MAX_TEXT_CHARS {
-        true => Err(ApiError::PayloadTooLarge(format!("{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"))),
+        true => Err(ApiError::PayloadTooLarge(format!(
+            "{name} has {chars} characters; the limit is {MAX_TEXT_CHARS}"
+        ))),
         false => Ok(()),
     }
 }
@@ -241,7 +276,12 @@ mod tests {
         let long = "a".repeat(MAX_TEXT_CHARS + 1);
         let r = parse(&format!(r#"{{"texts": ["a", "b"], "targets": ["x", "{long}"]}}"#)).unwrap();
         let err = r.items[1].as_ref().unwrap_err();
-        assert_eq!((err.status(), err.message().contains("targets[1] has")), (413, true), "{}", err.message());
+        assert_eq!(
+            (err.status(), err.message().contains("targets[1] has")),
+            (413, true),
+            "{}",
+            err.message()
+        );
     }
 
     #[test]

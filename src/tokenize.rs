@@ -37,7 +37,9 @@ impl TextEncoder {
         let prefixed = |text: &str| format!("{}{text}", self.prefix);
         let encoding = match input {
             Segments::One(text) => self.tokenizer.encode_fast(prefixed(text), true),
-            Segments::Pair(text, second) => self.tokenizer.encode_fast((prefixed(text), second.to_string()), true),
+            Segments::Pair(text, second) => {
+                self.tokenizer.encode_fast((prefixed(text), second.to_string()), true)
+            }
             // encode_fast leaves out the word ids, which words need.
             Segments::Words(words) => self.tokenizer.encode(words, true),
         }

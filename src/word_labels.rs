@@ -35,7 +35,12 @@ pub struct Entity {
 
 /// Each word takes the label of its first token; a word starting with `@` is a user, whatever
 /// the model says (`B-USER`).
-pub fn word_labels(words: &[Word], word_ids: &[Option<u32>], token_logits: &[Vec<f32>], labels: &[String]) -> Vec<Option<String>> {
+pub fn word_labels(
+    words: &[Word],
+    word_ids: &[Option<u32>],
+    token_logits: &[Vec<f32>],
+    labels: &[String],
+) -> Vec<Option<String>> {
     let mut out: Vec<Option<String>> = vec![None; words.len()];
     for (word_id, logits) in word_ids.iter().zip(token_logits) {
         let Some(slot) = word_id.and_then(|id| out.get_mut(id as usize)) else {
@@ -161,7 +166,8 @@ mod tests {
         let names = ["O", "B-PER", "I-PER"].map(String::from);
         // <s> Ju an @ana vive </s>: Juan's first token says B-PER, its second O.
         let ids = [None, Some(0), Some(0), Some(1), None];
-        let logits = [[0.0, 0.0, 0.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.0; 3]].map(Vec::from);
+        let logits =
+            [[0.0, 0.0, 0.0], [0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.0; 3]].map(Vec::from);
         assert_eq!(word_labels(&w, &ids, &logits, &names), labels(&["B-PER", "B-USER", ""]));
     }
 

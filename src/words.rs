@@ -14,6 +14,10 @@ use serde::Deserialize;
 
 use crate::preprocess::Lang;
 
+/// How many characters at the start (end) of a piece the prefix (suffix) search reads first; the
+/// same constant as scripts/gen_word_rules.py's, which checks that the rules allow it.
+const AFFIX_WINDOW: usize = 16;
+
 /// One word: its text, where it starts (in code points, as spaCy's `Token.idx`) and whether a
 /// space follows it (`Token.whitespace_`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +44,8 @@ pub struct WordSplitter {
     url: Regex,
     /// Special case -> the words it is split into.
     specials: HashMap<String, Vec<String>>,
+    /// The longest special case, in bytes: longer text is not hashed to find out.
+    longest_special: usize,
     /// Special cases looked for across words, by their first word: (their words, the case).
     matched: HashMap<String, Vec<(Vec<String>, String)>>,
 }
@@ -67,6 +73,7 @@ impl WordSplitter {
             suffix: compile("suffix", &rules.suffix)?,
             infix: compile("infix", &rules.infix)?,
             url: compile("url", &rules.url)?,
+            longest_special: rules.specials.iter().map(|(case, _)| case.len()).max().unwrap_or(0),
             specials: rules.specials.into_iter().collect(),
             matched,
         })
@@ -112,16 +119,23 @@ impl WordSplitter {
             .collect()
     }
 
+    fn special(&self, text: &str) -> Option<&Vec<String>> {
+        match text.len() <= self.longest_special {
+            true => self.specials.get(text),
+            false => None,
+        }
+    }
+
     /// One run of non-space (or of space) characters.
     fn split_piece(&self, piece: &str, out: &mut Vec<(String, bool)>) {
         let mut push = |word: &str| out.push((word.to_string(), false));
-        if let Some(words) = self.specials.get(piece) {
+        if let Some(words) = self.special(piece) {
             return words.iter().for_each(|w| push(w));
         }
         let (prefixes, middle, suffixes) = self.split_affixes(piece);
         prefixes.iter().for_each(|w| push(w));
         if !middle.is_empty() {
-            if let Some(words) = self.specials.get(middle) {
+            if let Some(words) = self.special(middle) {
                 words.iter().for_each(|w| push(w));
             } else if self.url.is_match(middle).unwrap_or(false) {
                 push(middle);
@@ -137,18 +151,18 @@ impl WordSplitter {
         let (mut prefixes, mut suffixes) = (Vec::new(), Vec::new());
         let mut last_len = 0;
         while !s.is_empty() && s.len() != last_len {
-            if self.specials.contains_key(s) {
+            if self.special(s).is_some() {
                 break;
             }
             last_len = s.len();
             let pre = self.prefix_len(s);
-            if pre != 0 && pre < s.len() && self.specials.contains_key(&s[pre..]) {
+            if pre != 0 && pre < s.len() && self.special(&s[pre..]).is_some() {
                 prefixes.push(&s[..pre]);
                 s = &s[pre..];
                 break;
             }
             let suf = self.suffix_len(&s[pre..]).map_or(0, |chars| s.len() - start_of_last(s, chars));
-            if suf != 0 && suf < s.len() && self.specials.contains_key(&s[..s.len() - suf]) {
+            if suf != 0 && suf < s.len() && self.special(&s[..s.len() - suf]).is_some() {
                 suffixes.push(&s[s.len() - suf..]);
                 s = &s[..s.len() - suf];
                 break;
@@ -169,20 +183,39 @@ impl WordSplitter {
     }
 
     /// Length in bytes of the prefix at the start of `s` (0: none).
+    ///
+    /// spaCy searches the whole piece on every turn of the affix loop, which makes a long piece of
+    /// punctuation quadratic (10,000 characters of `()`: 8 s in spaCy). Every affix rule but a run
+    /// of dots is at most a few characters long, and no prefix rule looks ahead for more than what
+    /// follows it (scripts/gen_word_rules.py checks both), so the first AFFIX_WINDOW characters
+    /// decide, unless the match reaches their end: a longer run, or a look-ahead that needed the
+    /// next character; then the whole piece is searched. Same answer, constant time per turn.
     fn prefix_len(&self, s: &str) -> usize {
-        match self.prefix.find(s) {
+        let end = s.char_indices().nth(AFFIX_WINDOW).map_or(s.len(), |(i, _)| i);
+        let search = |text: &str| match self.prefix.find(text) {
             Ok(Some(m)) => m.end() - m.start(),
             _ => 0,
+        };
+        match search(&s[..end]) {
+            len if len == end && end < s.len() => search(s),
+            len => len,
         }
     }
 
     /// Length in code points of the leftmost suffix match (spaCy then cuts that many characters
     /// off the end, which is the match itself but for Python's `$` before a final newline).
+    ///
+    /// As for prefixes, the search starts AFFIX_WINDOW characters from the end (look-behinds still
+    /// see what is before); only a match at the window's first character could be the tail of a
+    /// longer run of dots, and then the whole piece is searched.
     fn suffix_len(&self, s: &str) -> Option<usize> {
-        match self.suffix.find(s) {
-            Ok(Some(m)) if m.end() > m.start() => Some(m.as_str().chars().count()),
-            _ => None,
-        }
+        let from = s.char_indices().rev().nth(AFFIX_WINDOW - 1).map_or(0, |(i, _)| i);
+        let search = |pos| self.suffix.find_from_pos(s, pos).ok().flatten();
+        let found = match search(from) {
+            Some(m) if m.start() == from && from > 0 => search(0),
+            found => found,
+        };
+        found.filter(|m| m.end() > m.start()).map(|m| m.as_str().chars().count())
     }
 
     /// Splits on every infix match, the infix a word of its own; an infix at the very start is
@@ -242,9 +275,17 @@ impl WordSplitter {
                     let text: String = span
                         .iter()
                         .enumerate()
-                        .map(|(k, (w, space))| if *space && k + 1 < span.len() { format!("{w} ") } else { w.clone() })
+                        .map(
+                            |(k, (w, space))| {
+                                if *space && k + 1 < span.len() {
+                                    format!("{w} ")
+                                } else {
+                                    w.clone()
+                                }
+                            },
+                        )
                         .collect();
-                    match self.specials.get(&text) {
+                    match self.special(&text) {
                         Some(case) => {
                             let last_space = span[span.len() - 1].1;
                             out.extend(case.iter().map(|w| (w.clone(), false)));
@@ -296,8 +337,12 @@ mod tests {
     #[test]
     fn whitespace_runs_are_words_and_offsets_are_code_points() {
         let split = WordSplitter::new(Lang::Es).unwrap().split("añó  b\nc");
-        let got: Vec<(&str, usize, bool)> = split.iter().map(|w| (w.text.as_str(), w.start, w.space)).collect();
-        assert_eq!(got, [("añó", 0, true), (" ", 4, false), ("b", 5, false), ("\n", 6, false), ("c", 7, false)]);
+        let got: Vec<(&str, usize, bool)> =
+            split.iter().map(|w| (w.text.as_str(), w.start, w.space)).collect();
+        assert_eq!(
+            got,
+            [("añó", 0, true), (" ", 4, false), ("b", 5, false), ("\n", 6, false), ("c", 7, false)]
+        );
     }
 
     #[test]
@@ -321,10 +366,14 @@ mod tests {
             let words: Vec<&str> = split.iter().map(|w| w.text.as_str()).collect();
             let spaces: String = split.iter().map(|w| if w.space { '1' } else { '0' }).collect();
             checked += 1;
-            if words != row["words"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>()
+            if words
+                != row["words"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>()
                 || spaces != row["spaces"].as_str().unwrap()
             {
-                failures.push(format!("[{}] {text:?}\n  spaCy {} {}\n  port  {words:?} {spaces}", row["lang"], row["words"], row["spaces"]));
+                failures.push(format!(
+                    "[{}] {text:?}\n  spaCy {} {}\n  port  {words:?} {spaces}",
+                    row["lang"], row["words"], row["spaces"]
+                ));
             }
         }
         let shown = failures.iter().take(20).cloned().collect::<Vec<_>>().join("\n");

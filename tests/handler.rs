@@ -277,7 +277,10 @@ async fn base64_bodies_and_hostile_json_get_clear_answers() {
     }
 }
 
-fn post(cell: &'static sentimiento::registry::Registry, body: serde_json::Value) -> impl std::future::Future<Output = common::Reply> {
+fn post(
+    cell: &'static sentimiento::registry::Registry,
+    body: serde_json::Value,
+) -> impl std::future::Future<Output = common::Reply> {
     let body = body.to_string();
     async move { call(cell, "POST", "/predict", Some(&body)).await }
 }
@@ -297,7 +300,12 @@ async fn a_pair_task_reads_the_text_with_its_target_or_context() {
     let dir = pair_fixture();
     let (pair, single) = (cell(dir.path()), cell(fixture("tiny-token-types")));
     let r = post(pair, json!({"text": "el día", "target": "horrible", "include_sentence": true})).await;
-    assert_eq!((r.status, &r.json["output"], &r.json["context"]), (200, &json!("NEG"), &json!("horrible")), "{}", r.json);
+    assert_eq!(
+        (r.status, &r.json["output"], &r.json["context"]),
+        (200, &json!("NEG"), &json!("horrible")),
+        "{}",
+        r.json
+    );
     // An empty or blank target: the text is read alone, exactly as the one-text model reads it.
     for target in ["", "   "] {
         let r = post(pair, json!({"text": "me encanta", "target": target, "include_sentence": true})).await;
@@ -306,18 +314,27 @@ async fn a_pair_task_reads_the_text_with_its_target_or_context() {
     }
     // `contexts` is the same field, parallel to `texts`.
     let r = post(pair, json!({"texts": ["el día", "el día"], "contexts": ["genial", "odio"]})).await;
-    let outputs: Vec<&serde_json::Value> = r.json["results"].as_array().unwrap().iter().map(|r| &r["output"]).collect();
+    let outputs: Vec<&serde_json::Value> =
+        r.json["results"].as_array().unwrap().iter().map(|r| &r["output"]).collect();
     assert_eq!(outputs, [&json!("POS"), &json!("NEG")], "{}", r.json);
     let r = post(pair, json!({"text": "hola"})).await;
     assert_eq!(r.status, 400);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("send \"target\" with \"text\""), "{}", r.json);
+    assert!(
+        r.json["error"]["message"].as_str().unwrap().contains("send \"target\" with \"text\""),
+        "{}",
+        r.json
+    );
 }
 
 #[tokio::test]
 async fn a_one_text_task_refuses_a_second_text() {
     let r = post(cell(fixture("tiny")), json!({"texts": ["hola"], "targets": ["x"]})).await;
     assert_eq!(r.status, 400);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("reads one text; \"targets\""), "{}", r.json);
+    assert!(
+        r.json["error"]["message"].as_str().unwrap().contains("reads one text; \"targets\""),
+        "{}",
+        r.json
+    );
 }
 
 fn strings(value: &serde_json::Value) -> Vec<Option<&str>> {
@@ -343,7 +360,10 @@ async fn ner_labels_spacy_words_and_groups_entities() {
             {"type": "PER", "text": "Juan Pérez", "start": 27, "end": 37}
         ])
     );
-    assert_eq!((&r.json["sentence"], &r.json["preprocessed"], &r.json["truncated"]), (&json!(text), &json!(text), &json!(true)));
+    assert_eq!(
+        (&r.json["sentence"], &r.json["preprocessed"], &r.json["truncated"]),
+        (&json!(text), &json!(text), &json!(true))
+    );
     let rows = r.json["probas"].as_array().unwrap();
     assert_eq!(rows.len(), 12);
     let sum: f64 = rows[1].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).sum();
@@ -368,5 +388,9 @@ async fn a_word_model_must_give_logits_per_token() {
     edit_json(&dir.path().join("pipeline.json"), |p| p["task"] = json!("ner"));
     let r = post(cell(dir.path()), json!({"text": "hola"})).await;
     assert_eq!(r.status, 503);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("one row of logits per token (rank 3)"), "{}", r.json);
+    assert!(
+        r.json["error"]["message"].as_str().unwrap().contains("one row of logits per token (rank 3)"),
+        "{}",
+        r.json
+    );
 }

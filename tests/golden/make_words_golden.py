@@ -4,7 +4,7 @@ port (src/words.rs) must give the same words and spaces on every line (tests/wor
 
 Texts, per language: the golden preprocessing corpus as pysentimiento's token analyzers
 preprocess it (handles kept) and half of it as written; every special case alone and inside punctuation; every
-Unicode space between words; and seeded random strings built from the characters and pieces the
+Unicode space between words; pieces longer than the port's affix window; and seeded random strings built from the characters and pieces the
 rules react to (quotes, brackets, dots, units, currencies, emoticons, URLs, hyphens, digits).
 
     python tests/golden/make_words_golden.py     (the torch venv, with spacy==3.8.18: make golden-words)
@@ -28,6 +28,17 @@ PIECES = ["a", "b", "Z", "ñ", "é", "1", "2", "0", ".", ",", ";", ":", "!", "?"
           "10km", "5$", "$5", "3.14", "1,000", "hola", "mundo", "Hola", "MUNDO", "usuario", "@usuario"]
 
 
+def long_affixes():
+    """Pieces longer than the port's 16-character affix window: runs of dots that end or start
+    past it, a look-ahead rule (`+` not before a digit) at its edge, brackets around words."""
+    out = []
+    for n in (14, 15, 16, 17, 18, 30):
+        out += ["a" + "." * n, "." * n + "a", "(" * n + "+5", "(" * n + "+a", "(" * (n - 1) + "+" + "5" * 3,
+                "hola" + "…" * n, "(" * n + "hola" + ")" * n, "¿" * n + "qué" + "?" * n + "." * n,
+                "x" + ".)" * n, "'" * n + "s" + "'" * n, "km" * n + "5km", "5" + "." * n + "km"]
+    return out
+
+
 def corpus():
     rows = [json.loads(line) for line in (HERE / "preprocess.jsonl").open()]
     return [r["text"] for r in rows if not r["args"]]
@@ -39,7 +50,7 @@ def texts(lang, specials, rng):
     out += raw[::2]
     for case in specials:
         out += [case, f"({case}).", f"¿{case}?", f"dice {case}, y"]
-    out += [f"hola{s}mundo{s}" for s in SPACES] + [f"{s}a. b{s}" for s in SPACES]
+    out += [f"hola{s}mundo{s}" for s in SPACES] + [f"{s}a. b{s}" for s in SPACES] + long_affixes()
     for _ in range(1500):
         out.append("".join(rng.choice(PIECES) for _ in range(rng.randint(1, 14))))
     seen, unique = set(), []
