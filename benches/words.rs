@@ -27,10 +27,10 @@ fn main() {
         seconds,
         texts.len() as f64 / seconds
     );
-    for (name, unit) in [("()", "()"), ("(a)", "(a)"), ("'.", "'."), ("a-", "a-"), ("x.", "x."), ("¿!", "¿!")] {
+    for unit in ["()", "(a)", "'.", "a-", "x.", "¿!"] {
         let text = unit.repeat(10_000 / unit.chars().count());
         let started = Instant::now();
         let n = splitter.split(&text).len();
-        println!("10,000 chars of {name:?}: {n} words in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+        println!("10,000 chars of {unit:?}: {n} words in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
     }
 }

@@ -13,14 +13,22 @@ use common::fixture;
 use serde_json::{json, Value};
 
 fn sentimiento(model: &str) -> Command {
+    in_dir(&fixture(model))
+}
+
+fn in_dir(model_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sentimiento"));
-    command.env("MODEL_DIR", fixture(model));
+    command.env("MODEL_DIR", model_dir);
     command
 }
 
 /// `predict` with `args`, `input` on stdin; the output lines parsed.
 fn bulk(model: &str, args: &[&str], input: &str) -> (Output, Vec<Value>) {
-    let mut child = sentimiento(model)
+    bulk_in(&fixture(model), args, input)
+}
+
+fn bulk_in(model_dir: &Path, args: &[&str], input: &str) -> (Output, Vec<Value>) {
+    let mut child = in_dir(model_dir)
         .arg("predict")
         .args(args)
         .stdin(Stdio::piped())
@@ -141,4 +149,25 @@ fn sigterm_leaves_whole_lines_and_resume_finishes_the_same_file() {
     assert!(run_to_file(&input, &stopped, true).wait().unwrap().success());
     assert!(run_to_file(&input, &whole, false).wait().unwrap().success());
     assert_eq!(std::fs::read_to_string(&stopped).unwrap(), std::fs::read_to_string(&whole).unwrap());
+}
+
+#[test]
+fn a_pair_task_reads_each_lines_target_or_context_and_a_missing_one_is_an_error_in_place() {
+    let dir = common::copy_fixture("tiny-token-types");
+    common::edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["task"] = json!("targeted_sentiment");
+        p["pair"] = json!("target");
+    });
+    let items = [
+        json!({"id": 1, "text": "el día", "target": "horrible"}),
+        json!({"id": 2, "text": "el día", "context": "genial"}),
+        json!({"id": 3, "text": "el día"}),
+        json!({"id": 4, "text": "el día", "target": 5}),
+    ];
+    let (output, lines) = bulk_in(dir.path(), &[], &jsonl(&items));
+    assert_eq!(output.status.code(), Some(1), "bad lines make the exit status 1");
+    assert_eq!((&lines[0]["output"], &lines[1]["output"]), (&json!("NEG"), &json!("POS")), "{lines:?}");
+    let errors: Vec<&str> = lines[2..].iter().map(|l| l["error"]["message"].as_str().unwrap()).collect();
+    assert!(errors[0].contains("reads a text and a target"), "{errors:?}");
+    assert!(errors[1].contains("\"target\" must be a string"), "{errors:?}");
 }
