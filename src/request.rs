@@ -120,6 +120,8 @@ pub fn parse_predict(body: &[u8]) -> Result<PredictRequest, ApiError> {
 
 /// A second text and the name it came under.
 type Second<T> = Option<(&'static str, T)>;
+/// A batch's items and the name its second texts came under.
+type Items = (Vec<Result<Input, ApiError>>, Option<&'static str>);
 
 /// `{"text", "target"}`: one input.
 fn single(
@@ -135,11 +137,7 @@ fn single(
 }
 
 /// `{"texts", "targets"}`: parallel lists; a bad item gets its error in its place.
-fn batch(
-    texts: Vec<String>,
-    one: Second<String>,
-    many: Second<Vec<String>>,
-) -> Result<(Vec<Result<Input, ApiError>>, Option<&'static str>), ApiError> {
+fn batch(texts: Vec<String>, one: Second<String>, many: Second<Vec<String>>) -> Result<Items, ApiError> {
     check_batch_size(texts.len())?;
     if let Some((field, _)) = one {
         return Err(invalid(&format!(
