@@ -6,12 +6,16 @@
 2. The playground page in headless Chromium (Debian's): a sentence typed and submitted, the label
    and bars read back and compared with POST /predict, a wrong key's error shown; a screenshot is
    saved (target/playground.png, the README's docs/playground.png).
+3. The playground on a function serving three kinds of model (the default, a NER fixture and a
+   pair task): the words and their labels, the entities, and the target field, each compared with
+   POST /predict (target/playground-ner.png).
 
 usage: surface.py BIN MODEL_DIR   (ORT_DYLIB_PATH set; tests/api's venv on PATH)
 """
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,10 +54,10 @@ def start(binary, model_dir, log):
     sys.exit("the server did not start")
 
 
-def predict(base, text):
+def predict(base, text, **fields):
     req = urllib.request.Request(
         base + "/predict",
-        data=json.dumps({"text": text, "include_sentence": True}).encode(),
+        data=json.dumps({"text": text, "include_sentence": True, **fields}).encode(),
         headers={"content-type": "application/json", "authorization": f"Bearer {KEY}"},
     )
     return json.load(urllib.request.urlopen(req))
@@ -118,6 +122,61 @@ def playground(base, screenshot):
           f"preprocessed {sentence!r}; screenshot {screenshot}")
 
 
+def tasks_layout(model_dir, out):
+    """MODEL_DIR/<task>/<lang>/: the default model, the NER fixture, and a pair task (the token-type
+    fixture reading a target)."""
+    fixtures = HERE / "fixtures"
+    for task, source in (("sentiment", Path(model_dir).resolve()), ("ner", fixtures / "tiny-words")):
+        (out / task).mkdir(parents=True)
+        (out / task / "es").symlink_to(source)
+    pair = out / "targeted_sentiment" / "es"
+    shutil.copytree(fixtures / "tiny-token-types", pair)
+    pipeline = json.loads((pair / "pipeline.json").read_text()) | {"task": "targeted_sentiment", "pair": "target"}
+    (pair / "pipeline.json").write_text(json.dumps(pipeline))
+
+
+def option(task):
+    return json.dumps({"task": task, "lang": "es"}, separators=(",", ":"))
+
+
+def playground_tasks(base, screenshot):
+    from playwright.sync_api import sync_playwright
+
+    text = "@ana vive en Nueva York, y Juan Pérez en Madrid."
+    ner, pair = predict(base, text, task="ner"), predict(base, "el día", task="targeted_sentiment", target="horrible")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 820, "height": 720}, device_scale_factor=1)
+        page.goto(base + "/")
+        page.wait_for_selector("#model option", state="attached")
+        page.fill("#key", KEY)
+        page.select_option("#model", value=option("ner"))
+        assert not page.is_visible("#second"), "NER reads no second text"
+        page.fill("#text", text)
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden]) .word")
+        chips = page.eval_on_selector_all(
+            ".word", "ws => ws.map(w => [w.firstChild.textContent, w.dataset.label, w.classList.contains('entity')])")
+        output = page.inner_text("#output")
+        page.screenshot(path=str(screenshot), full_page=True)
+        page.select_option("#model", value=option("targeted_sentiment"))
+        assert page.is_visible("#second") and page.inner_text("#second-name") == "Objetivo"
+        page.fill("#text", "el día")
+        page.fill("#second", "horrible")
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden]) .bar")
+        pair_output = page.inner_text("#output")
+        browser.close()
+    words = [(w, l or "") for w, l in zip(ner["tokens"], ner["labels"]) if w.strip()]
+    assert [(w, l) for w, l, _ in chips] == words, (chips, words)
+    entity_words = {w for e in ner["entities"] for w in e["text"].split()}
+    assert {w for w, _, marked in chips if marked} == entity_words, (chips, ner["entities"])
+    assert all(f"{e['text']} ({e['type']})" in output for e in ner["entities"]), (output, ner["entities"])
+    assert pair_output == pair["output"], (pair_output, pair)
+    print(f"playground, NER: {output!r}, {len(chips)} words labelled as POST /predict; "
+          f"pair task: {pair_output} with its target; screenshot {screenshot}")
+
+
 def main():
     binary, model_dir = sys.argv[1], sys.argv[2]
     Path("target").mkdir(exist_ok=True)
@@ -129,6 +188,14 @@ def main():
         finally:
             server.terminate()
             server.wait(timeout=30)
+        with tempfile.TemporaryDirectory() as layout:
+            tasks_layout(model_dir, Path(layout))
+            server, base = start(binary, layout, log)
+            try:
+                playground_tasks(base, Path("target/playground-ner.png"))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
     errors = [line for line in open("target/surface-server.log") if '"status":5' in line]
     assert not errors, f"5xx answers in the server log: {errors[:3]}"
     print("surface: OK")
