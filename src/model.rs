@@ -182,10 +182,8 @@ impl Model {
         let logits = self.classifier.run(&encoded.batch)?;
         let rows = rows(logits, 3, &encoded.batch, &self.spec)?;
         let labels = word_labels::word_labels(&words, &encoded.word_ids, &rows, &self.spec.labels);
-        let (labels, entities) = match with_entities {
-            true => (labels.clone(), Some(word_labels::entities(&words, &labels))),
-            false => (word_labels::without_bio_prefix(labels), None),
-        };
+        let entities = with_entities.then(|| word_labels::entities(&words, &labels));
+        let labels = if with_entities { labels } else { word_labels::without_bio_prefix(labels) };
         Ok(WordsPrediction {
             sentence: text.to_string(),
             preprocessed,

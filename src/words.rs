@@ -44,10 +44,8 @@ pub struct WordSplitter {
     url: Regex,
     /// Special case -> the words it is split into.
     specials: HashMap<String, Vec<String>>,
-    /// The longest special case, in bytes: longer text is not hashed to find out.
-    longest_special: usize,
-    /// Special cases looked for across words, by their first word: (their words, the case).
-    matched: HashMap<String, Vec<(Vec<String>, String)>>,
+    /// The word sequences of the special cases looked for across words, by their first word.
+    matched: HashMap<String, Vec<Vec<String>>>,
 }
 
 impl WordSplitter {
@@ -62,10 +60,10 @@ impl WordSplitter {
         let compile = |name: &str, pattern: &str| {
             Regex::new(pattern).map_err(|e| format!("word rules: the {name} pattern does not compile: {e}"))
         };
-        let mut matched: HashMap<String, Vec<(Vec<String>, String)>> = HashMap::new();
-        for (case, words) in rules.matched {
+        let mut matched: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+        for (_case, words) in rules.matched {
             if let Some(first) = words.first() {
-                matched.entry(first.clone()).or_default().push((words, case));
+                matched.entry(first.clone()).or_default().push(words);
             }
         }
         Ok(Self {
@@ -73,7 +71,6 @@ impl WordSplitter {
             suffix: compile("suffix", &rules.suffix)?,
             infix: compile("infix", &rules.infix)?,
             url: compile("url", &rules.url)?,
-            longest_special: rules.specials.iter().map(|(case, _)| case.len()).max().unwrap_or(0),
             specials: rules.specials.into_iter().collect(),
             matched,
         })
@@ -120,10 +117,7 @@ impl WordSplitter {
     }
 
     fn special(&self, text: &str) -> Option<&Vec<String>> {
-        match text.len() <= self.longest_special {
-            true => self.specials.get(text),
-            false => None,
-        }
+        self.specials.get(text)
     }
 
     /// One run of non-space (or of space) characters.
@@ -239,71 +233,66 @@ impl WordSplitter {
         }
     }
 
-    /// Special cases that span several words after splitting (such as `:)` written `: )`'s
-    /// neighbours): longest first, then leftmost, as spaCy filters its matches.
+    /// Special cases that affix splitting cut into several words are put back together, as
+    /// spaCy does once a text is split: each matched span becomes the case's own words when its
+    /// text (spaces between its words included) is the case.
     fn apply_matched(&self, words: Vec<(String, bool)>) -> Vec<(String, bool)> {
+        let spans = self.matched_spans(&words);
+        if spans.is_empty() {
+            return words;
+        }
+        let mut out = Vec::with_capacity(words.len());
+        let mut done = 0;
+        for (start, end) in spans {
+            out.extend_from_slice(&words[done..start]);
+            out.extend(self.rejoined(&words[start..end]));
+            done = end;
+        }
+        out.extend_from_slice(&words[done..]);
+        out
+    }
+
+    /// Every occurrence of a special case's words, then spaCy's filter: longest first, then
+    /// leftmost; a span whose first or last word an earlier one took is dropped (which leaves
+    /// no overlaps). In order of position.
+    fn matched_spans(&self, words: &[(String, bool)]) -> Vec<(usize, usize)> {
         let mut found: Vec<(usize, usize)> = Vec::new();
         for (i, (word, _)) in words.iter().enumerate() {
-            for (pattern, _) in self.matched.get(word).into_iter().flatten() {
+            for pattern in self.matched.get(word).into_iter().flatten() {
                 let end = i + pattern.len();
                 if end <= words.len() && words[i..end].iter().zip(pattern).all(|((w, _), p)| w == p) {
                     found.push((i, end));
                 }
             }
         }
-        if found.is_empty() {
-            return words;
-        }
         found.sort_by_key(|&(start, end)| (std::cmp::Reverse(end - start), start));
-        let mut seen = vec![false; words.len()];
+        let mut taken = vec![false; words.len()];
         let mut kept = Vec::new();
         for (start, end) in found {
-            if !seen[start] && !seen[end - 1] {
+            if !taken[start] && !taken[end - 1] {
                 kept.push((start, end));
             }
-            seen[start..end].iter_mut().for_each(|s| *s = true);
+            taken[start..end].iter_mut().for_each(|t| *t = true);
         }
         kept.sort();
-        let mut out = Vec::with_capacity(words.len());
-        let mut kept = kept.into_iter().peekable();
-        let mut i = 0;
-        while i < words.len() {
-            match kept.peek() {
-                Some(&(start, end)) if start == i => {
-                    kept.next();
-                    let span = &words[start..end];
-                    let text: String = span
-                        .iter()
-                        .enumerate()
-                        .map(
-                            |(k, (w, space))| {
-                                if *space && k + 1 < span.len() {
-                                    format!("{w} ")
-                                } else {
-                                    w.clone()
-                                }
-                            },
-                        )
-                        .collect();
-                    match self.special(&text) {
-                        Some(case) => {
-                            let last_space = span[span.len() - 1].1;
-                            out.extend(case.iter().map(|w| (w.clone(), false)));
-                            if let Some(last) = out.last_mut() {
-                                last.1 = last_space;
-                            }
-                        }
-                        None => out.extend(span.iter().cloned()),
-                    }
-                    i = end;
-                }
-                _ => {
-                    out.push(words[i].clone());
-                    i += 1;
-                }
-            }
+        kept
+    }
+
+    fn rejoined(&self, span: &[(String, bool)]) -> Vec<(String, bool)> {
+        let last = span.len() - 1;
+        let spaced = |(k, (word, space)): (usize, &(String, bool))| match *space && k < last {
+            true => format!("{word} "),
+            false => word.clone(),
+        };
+        let text: String = span.iter().enumerate().map(spaced).collect();
+        let Some(case) = self.special(&text) else {
+            return span.to_vec();
+        };
+        let mut words: Vec<(String, bool)> = case.iter().map(|w| (w.clone(), false)).collect();
+        if let Some(final_word) = words.last_mut() {
+            final_word.1 = span[last].1;
         }
-        out
+        words
     }
 }
 
