@@ -65,8 +65,8 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// First index of the maximum, as numpy's argmax (ties go to the earlier label).
-fn argmax(values: &[f32]) -> usize {
+/// First index of the maximum, as numpy's and torch's argmax (ties go to the earlier label).
+pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
         if v > values[best] {

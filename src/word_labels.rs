@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::postprocess::{argmax, softmax};
 use crate::words::{is_space, Word};
 
 /// pysentimiento's `TokenClassificationOutput`, plus the preprocessed text its offsets point into.
@@ -122,18 +123,7 @@ fn entity(words: &[Word], members: &[usize], kind: String) -> Entity {
 
 /// Per-row softmax.
 pub fn probabilities(token_logits: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    token_logits.iter().map(|row| crate::postprocess::softmax(row)).collect()
-}
-
-/// First index of the maximum, as torch.argmax.
-fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
+    token_logits.iter().map(|row| softmax(row)).collect()
 }
 
 #[cfg(test)]
