@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{ApiError, ErrorDetail};
-use crate::model::{Answer as Prediction, Input, Model};
+use crate::model::{self, Input, Model};
 use crate::request::check_input;
 
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
@@ -62,7 +62,7 @@ struct Line<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Answer {
-    Prediction(Prediction),
+    Prediction(model::Answer),
     Error { error: ErrorDetail },
 }
 
