@@ -12,11 +12,17 @@ measured as a function would be:
 
 Stacks:
 - the Rust server with Lambda's environment (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, so its model budget
-  is a function's): lazy (model on the first request), eager (SENTIMIENTO_EAGER=1, as in Lambda's
-  init phase), and without weight pre-packing (SENTIMIENTO_PREPACK=0);
-- the Python onnxruntime service (bench/python_service.py) on the same ONNX file;
+  is a function's): lazy (model on the first request), eager (SENTIMIENTO_EAGER=1, the template's
+  default), and without weight pre-packing (SENTIMIENTO_PREPACK=0);
+- the Python onnxruntime service (bench/python_service.py) on the same ONNX file, lazy as the seed
+  configured it, and eager (EAGER=1);
 - the seed's own stack (bench/seed_service.py: FastAPI + pysentimiento + PyTorch) on the checkpoint
   the RoBERTuito-shaped ONNX file was converted from.
+
+An eager stack loads its model in Lambda's init phase, which AWS runs on a full vCPU for an
+on-demand function whatever its memory (AWS's Lambda guide, "Utilize initialization phase"): its
+group starts with one core's quota, and gets the memory's share once the service listens (both
+servers load an eager model before they listen), before its first request.
 
 Writes bench/build/lambda/results.json and the "Lambda simulation" section of BENCHMARKS.md.
 Needs root (cgroups). A stack that does not answer within START_TIMEOUT_S, or dies, is reported
@@ -30,6 +36,7 @@ import http.client
 import json
 import math
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -64,10 +71,13 @@ class Group:
         self.dirs = {kind: Path(CGROUP, kind, f"sentimiento-lambda-{name}-{os.getpid()}") for kind in ("cpu", "memory")}
         for d in self.dirs.values():
             d.mkdir()
-        quota = int(PERIOD_US * min(mb / MB_PER_VCPU, 2.0))
         (self.dirs["cpu"] / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
+        self.share(mb / MB_PER_VCPU)
         (self.dirs["memory"] / "memory.limit_in_bytes").write_text(str(mb * 2**20))
+
+    def share(self, vcpu):
+        quota = int(PERIOD_US * min(vcpu, 2.0))
+        (self.dirs["cpu"] / "cpu.cfs_quota_us").write_text(str(quota))
 
     def wrap(self, command):
         enter = " && ".join(f"echo $$ > {d}/cgroup.procs" for d in self.dirs.values())
@@ -117,10 +127,26 @@ def first_answer(proc, port, text, timeout=START_TIMEOUT_S):
     raise RuntimeError(f"{proc.args} did not answer within {timeout} s")
 
 
+def listening(proc, port, timeout=START_TIMEOUT_S):
+    """Waits until the port takes a connection (no request sent); False if the process died first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.005)
+    raise RuntimeError(f"{proc.args} did not listen within {timeout} s")
+
+
 def start(stack, mb, env, log=subprocess.DEVNULL):
     """The stack's process inside a fresh group; returns (proc, port, group, cold start ms)."""
     port = free_port()
     group = Group(stack["name"], mb)
+    if stack.get("init_phase"):  # Lambda's init phase: a full vCPU until the service is ready
+        group.share(1.0)
     command = [c.replace("{port}", str(port)) for c in stack["command"]]
     # What Lambda sets: the function's model budget follows its memory size.
     lambda_env = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(mb)} if stack["name"].startswith("rust") else {}
@@ -128,6 +154,8 @@ def start(stack, mb, env, log=subprocess.DEVNULL):
     proc = subprocess.Popen(group.wrap(command), env=dict(env, **stack["env"], **lambda_env, PORT=str(port)),
                             stdout=subprocess.DEVNULL, stderr=log)
     try:
+        if stack.get("init_phase") and listening(proc, port):
+            group.share(mb / MB_PER_VCPU)
         answered = first_answer(proc, port, "Me encanta este día, qué genial")
     except RuntimeError:
         stop(proc, group)
@@ -225,12 +253,15 @@ def stacks(args, model_dir, with_seed):
                                  "--workers", "1", "--loop", "asyncio", "--log-level", "warning"]
     found = [
         {"name": "rust", "label": "Rust, lazy", "command": [args.rust, "serve"], "env": rust},
-        {"name": "rust-eager", "label": "Rust, SENTIMIENTO_EAGER=1", "command": [args.rust, "serve"],
-         "env": dict(rust, SENTIMIENTO_EAGER="1")},
+        {"name": "rust-eager", "label": "Rust, SENTIMIENTO_EAGER=1, init at a full vCPU", "command": [args.rust, "serve"],
+         "env": dict(rust, SENTIMIENTO_EAGER="1"), "init_phase": True},
         {"name": "rust-no-prepack", "label": "Rust, SENTIMIENTO_PREPACK=0", "command": [args.rust, "serve"],
          "env": dict(rust, SENTIMIENTO_PREPACK="0")},
         {"name": "python-ort", "label": "Python onnxruntime (FastAPI)", "command": uvicorn(args.ort_venv, "python_service:app"),
          "env": {"MODEL_DIR": model_dir, "OMP_NUM_THREADS": "1"}},
+        {"name": "python-ort-eager", "label": "Python onnxruntime (FastAPI), EAGER=1, init at a full vCPU",
+         "command": uvicorn(args.ort_venv, "python_service:app"),
+         "env": {"MODEL_DIR": model_dir, "OMP_NUM_THREADS": "1", "EAGER": "1"}, "init_phase": True},
     ]
     if with_seed:
         found.append({"name": "seed", "label": "seed: FastAPI + pysentimiento + PyTorch",
@@ -296,7 +327,9 @@ def write_section(results):
         f"start to the first answered POST /predict, median of {COLD_RUNS} (range), page cache warm; then once",
         f"with the page cache dropped. Warm: {WARM} single tweets, client-side, each after a quiet 100 ms",
         "CFS period (a request to an idle instance); back-to-back requests are throttled by the quota,",
-        "which the 64-text batch shows. Group peak: the cgroup's",
+        "which the 64-text batch shows. An eager stack's group has one core's quota until the service",
+        "listens (its model loaded), as AWS runs an on-demand function's init phase on a full vCPU, and",
+        "the memory's share from its first request on. Group peak: the cgroup's",
         "peak usage, page cache charged to it included. Cost: one million single-text requests at the warm",
         f"p50, billed per started ms: memory/1024 GB x ceil(p50) ms x 1e6 x ${GB_SECOND_USD} per GB-s +",
         f"${REQUEST_USD_PER_MILLION:.2f} per million requests (x86 price; API Gateway's own charge not included).",

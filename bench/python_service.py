@@ -1,6 +1,6 @@
 """The Python service the benchmark compares against: FastAPI + uvicorn configured as the seed
 project was (one worker, asyncio loop, OMP_NUM_THREADS=1, lazy-loaded singleton, gc.collect()
-after loading), but running the same ONNX file with onnxruntime and the `tokenizers` package
+after loading; EAGER=1 loads it at start instead), but running the same ONNX file with onnxruntime and the `tokenizers` package
 instead of PyTorch: the best a Python user could do. Same preprocessing (pysentimiento's own
 preprocess_tweet), same API.
 
@@ -55,6 +55,11 @@ def model():
         _model = Model(os.environ.get("MODEL_DIR", "model"))
         gc.collect()
     return _model
+
+
+# EAGER=1 loads the model at import, before uvicorn listens: Lambda's init phase (bench/lambda_sim.py).
+if os.environ.get("EAGER") == "1":
+    model()
 
 
 class Request(BaseModel):
