@@ -163,10 +163,10 @@ impl Model {
             None => Segments::One(&sentence),
         };
         let encoded = self.encoder.encode(segments)?;
-        let logits = self.classifier.run(&encoded.batch)?;
+        let logits = self.classifier.run(&encoded.inputs)?;
         let spec = &self.spec;
-        let row = rows(logits, 2, &encoded.batch, spec)?.pop().ok_or("model returned no rows")?;
-        let p = postprocess::predict(&row, &spec.labels, spec.multi_label, encoded.batch.truncated[0]);
+        let row = rows(logits, 2, encoded.inputs.tokens(), spec)?.pop().ok_or("model returned no rows")?;
+        let p = postprocess::predict(&row, &spec.labels, spec.multi_label, encoded.inputs.truncated);
         let (sentence, context) = if with_sentence { (Some(sentence), second) } else { (None, None) };
         Ok(Prediction { sentence, context, ..p })
     }
@@ -179,8 +179,8 @@ impl Model {
         let words = splitter.split(&preprocessed);
         let tokens: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
         let encoded = self.encoder.encode(Segments::Words(&tokens))?;
-        let logits = self.classifier.run(&encoded.batch)?;
-        let rows = rows(logits, 3, &encoded.batch, &self.spec)?;
+        let logits = self.classifier.run(&encoded.inputs)?;
+        let rows = rows(logits, 3, encoded.inputs.tokens(), &self.spec)?;
         let labels = word_labels::word_labels(&words, &encoded.word_ids, &rows, &self.spec.labels);
         let entities = with_entities.then(|| word_labels::entities(&words, &labels));
         let labels = if with_entities { labels } else { word_labels::without_bio_prefix(labels) };
@@ -191,7 +191,7 @@ impl Model {
             labels,
             entities,
             probas: word_labels::probabilities(&rows),
-            truncated: encoded.batch.truncated[0],
+            truncated: encoded.inputs.truncated,
         })
     }
 }
@@ -207,16 +207,11 @@ fn word_splitter(spec: &ModelSpec) -> Result<Option<WordSplitter>, String> {
     }
 }
 
-/// The logits of a one-row batch as rows of label width: one row for a text (rank 2), one per
+/// The logits of one input's run as rows of label width: one row for a text (rank 2), one per
 /// token (rank 3).
-fn rows(
-    logits: Logits,
-    rank: usize,
-    batch: &crate::tokenize::Batch,
-    spec: &ModelSpec,
-) -> Result<Vec<Vec<f32>>, String> {
+fn rows(logits: Logits, rank: usize, tokens: usize, spec: &ModelSpec) -> Result<Vec<Vec<f32>>, String> {
     let width = spec.labels.len();
-    let expected: &[usize] = if rank == 2 { &[1, width] } else { &[1, batch.cols, width] };
+    let expected: &[usize] = if rank == 2 { &[1, width] } else { &[1, tokens, width] };
     if logits.shape != expected {
         return Err(match logits.shape.last() {
             Some(&w) if w != width => width_mismatch(w, spec),

@@ -1,4 +1,4 @@
-//! The ONNX Runtime session: one batch of token ids in, logits out (per text, or per token).
+//! The ONNX Runtime session: one input's token ids in, logits out (per text, or per token).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 
 use crate::config::Settings;
-use crate::tokenize::Batch;
+use crate::tokenize::Inputs;
 
 pub struct Classifier {
     /// `Session::run` takes `&mut self`, so each session runs one text at a time: one session is
@@ -55,15 +55,15 @@ impl Classifier {
         }
     }
 
-    /// The logits of one batch: their shape and values, row-major.
-    pub fn run(&self, batch: &Batch) -> Result<Logits, String> {
-        let tensor = |data| view([batch.rows, batch.cols], data);
+    /// The logits of one input: their shape and values, row-major.
+    pub fn run(&self, inputs: &Inputs) -> Result<Logits, String> {
+        let tensor = |data| view([1, inputs.tokens()], data);
         let mut feeds: Vec<(Cow<str>, SessionInputValue)> = vec![
-            ("input_ids".into(), tensor(&batch.input_ids)?.into()),
-            ("attention_mask".into(), tensor(&batch.attention_mask)?.into()),
+            ("input_ids".into(), tensor(&inputs.input_ids)?.into()),
+            ("attention_mask".into(), tensor(&inputs.attention_mask)?.into()),
         ];
         if self.feeds_token_types {
-            feeds.push(("token_type_ids".into(), tensor(&batch.token_type_ids)?.into()));
+            feeds.push(("token_type_ids".into(), tensor(&inputs.token_type_ids)?.into()));
         }
         // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
         let mut session = self.free_session();
@@ -89,7 +89,7 @@ impl Classifier {
     }
 }
 
-/// Borrows the batch's buffers: no copy between tokenizer output and the tensors.
+/// Borrows the inputs' buffers: no copy between tokenizer output and the tensors.
 fn view(shape: [usize; 2], data: &[i64]) -> Result<TensorRef<'_, i64>, String> {
     TensorRef::from_array_view((shape, data)).map_err(|e| e.to_string())
 }

@@ -4,16 +4,21 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-/// Row-major `[rows, cols]` model inputs.
+/// The model inputs of one input, each a `[1, tokens]` tensor: unpadded, since `Model::predict`
+/// runs one input at a time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    pub rows: usize,
-    pub cols: usize,
+pub struct Inputs {
     pub input_ids: Vec<i64>,
     pub attention_mask: Vec<i64>,
     pub token_type_ids: Vec<i64>,
-    /// Per text: whether truncation to the model's max tokens dropped part of it.
-    pub truncated: Vec<bool>,
+    /// Whether truncation to the model's max tokens dropped part of the input.
+    pub truncated: bool,
+}
+
+impl Inputs {
+    pub fn tokens(&self) -> usize {
+        self.input_ids.len()
+    }
 }
 
 pub struct TextEncoder {
@@ -32,7 +37,7 @@ impl TextEncoder {
         Ok(Self { tokenizer, prefix: prefix.to_string() })
     }
 
-    /// One input, as one row of model inputs. The prefix goes before the (first) text only.
+    /// One input's model inputs. The prefix goes before the (first) text only.
     pub fn encode(&self, input: Segments) -> Result<Encoded, String> {
         let prefixed = |text: &str| format!("{}{text}", self.prefix);
         let encoding = match input {
@@ -45,15 +50,13 @@ impl TextEncoder {
         }
         .map_err(|e| format!("tokenizer failed: {e}"))?;
         let widen = |values: &[u32]| values.iter().map(|&v| i64::from(v)).collect::<Vec<_>>();
-        let batch = Batch {
-            rows: 1,
-            cols: encoding.len(),
+        let inputs = Inputs {
             input_ids: widen(encoding.get_ids()),
             attention_mask: widen(encoding.get_attention_mask()),
             token_type_ids: widen(encoding.get_type_ids()),
-            truncated: vec![!encoding.get_overflowing().is_empty()],
+            truncated: !encoding.get_overflowing().is_empty(),
         };
-        Ok(Encoded { batch, word_ids: encoding.get_word_ids().to_vec() })
+        Ok(Encoded { inputs, word_ids: encoding.get_word_ids().to_vec() })
     }
 }
 
@@ -67,7 +70,7 @@ pub enum Segments<'a> {
 }
 
 pub struct Encoded {
-    pub batch: Batch,
+    pub inputs: Inputs,
     /// Per token, the index of the word it comes from (`None`: a special token); words input only.
     pub word_ids: Vec<Option<u32>>,
 }
@@ -83,32 +86,32 @@ mod tests {
 
     #[test]
     fn one_text_is_one_unpadded_row() {
-        let batch = fixture(16).encode(Segments::One("muy muy bueno")).unwrap().batch;
-        assert_eq!((batch.rows, batch.cols), (1, 5));
+        let inputs = fixture(16).encode(Segments::One("muy muy bueno")).unwrap().inputs;
+        assert_eq!(inputs.tokens(), 5);
         // <s> muy muy bueno </s>
-        assert_eq!(batch.attention_mask, [1; 5]);
-        assert_eq!(batch.truncated, [false]);
+        assert_eq!(inputs.attention_mask, [1; 5]);
+        assert!(!inputs.truncated);
     }
 
     #[test]
     fn truncates_to_max_tokens_and_says_so() {
         let long = vec!["bueno"; 40].join(" ");
-        let batch = fixture(8).encode(Segments::One(&long)).unwrap().batch;
-        assert_eq!(batch.cols, 8);
-        assert_eq!(batch.truncated, [true]);
+        let inputs = fixture(8).encode(Segments::One(&long)).unwrap().inputs;
+        assert_eq!(inputs.tokens(), 8);
+        assert!(inputs.truncated);
         // The special tokens survive truncation.
-        assert_eq!(batch.input_ids[0], 1);
-        assert_eq!(batch.input_ids[7], 2);
+        assert_eq!(inputs.input_ids[0], 1);
+        assert_eq!(inputs.input_ids[7], 2);
     }
 
     #[test]
     fn a_pair_is_truncated_longest_first_and_says_so() {
         let encoder = fixture(12);
-        let short = encoder.encode(Segments::Pair("malo", "bueno")).unwrap().batch;
+        let short = encoder.encode(Segments::Pair("malo", "bueno")).unwrap().inputs;
         let long = vec!["bueno"; 40].join(" ");
-        let cut = encoder.encode(Segments::Pair("malo", &long)).unwrap().batch;
-        assert!(short.cols > 4 && !short.truncated[0]);
-        assert_eq!((cut.cols, cut.truncated[0]), (12, true));
+        let cut = encoder.encode(Segments::Pair("malo", &long)).unwrap().inputs;
+        assert!(short.tokens() > 4 && !short.truncated);
+        assert_eq!((cut.tokens(), cut.truncated), (12, true));
         // The short first text is kept whole: only the longer second one was cut.
         assert_eq!(cut.input_ids[..3], short.input_ids[..3]);
     }
@@ -125,8 +128,8 @@ mod tests {
     fn prefix_is_prepended() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny/tokenizer.json");
         let encoder = TextEncoder::load(&path, "muy ", 16).unwrap();
-        let with = encoder.encode(Segments::One("bueno")).unwrap().batch;
-        let without = fixture(16).encode(Segments::One("muy bueno")).unwrap().batch;
+        let with = encoder.encode(Segments::One("bueno")).unwrap().inputs;
+        let without = fixture(16).encode(Segments::One("muy bueno")).unwrap().inputs;
         assert_eq!(with.input_ids, without.input_ids);
     }
 }
