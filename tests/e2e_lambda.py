@@ -104,6 +104,9 @@ def check_output(log_path, events):
     codes = {r["ErrorCode"] for r in records if "Errors" in r}
     if "invalid_request" not in codes and "invalid_json" not in codes:
         problems.append(f"no Errors record for the bad requests: {codes}")
+    position = lambda event: next((i for i, l in enumerate(lines) if f'"event":"{event}"' in l), len(lines))
+    if position("model_loaded") > position("request"):
+        problems.append("the model did not load in the init phase, before the first request")
     logged = [json.loads(l[l.find("{"):]) for l in lines if '"event":"request"' in l]
     if not logged or any(not l.get("span", {}).get("request_id") for l in logged):
         problems.append("a request log line without its request id")
@@ -114,8 +117,9 @@ def check_output(log_path, events):
 
 def main():
     port = free_port()
+    # Eager, as template.yaml deploys it: the model loads in the init phase, before the first event.
     env = dict(os.environ, MODEL_DIR=str(ROOT / "tests/fixtures/tiny"),
-               ORT_DYLIB_PATH=str(ROOT / "lib/libonnxruntime.so"))
+               ORT_DYLIB_PATH=str(ROOT / "lib/libonnxruntime.so"), SENTIMIENTO_EAGER="1")
     log = open(ROOT / "target/e2e-watch.log", "w")
     watch = subprocess.Popen(["cargo", "lambda", "watch", "--invoke-port", str(port)], cwd=ROOT, env=env,
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
