@@ -81,10 +81,8 @@ pub async fn predict(models: &'static Registry, args: &PredictArgs) -> Result<St
     }
 }
 
-/// Bulk scoring with the model the arguments name, one ONNX Runtime session per worker (by
-/// default as many as the cores this process may use, cgroup quota included).
 /// Bulk scoring runs one ONNX Runtime session per worker; `--workers` defaults to the cores
-/// available (cgroup quota included).
+/// this process may use (cgroup quota included).
 pub fn bulk_settings(mut settings: Settings, args: &mut PredictArgs) -> Settings {
     if args.bulk.workers == 0 {
         args.bulk.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
