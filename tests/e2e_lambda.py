@@ -104,6 +104,8 @@ def check_output(log_path, events):
     codes = {r["ErrorCode"] for r in records if "Errors" in r}
     if "invalid_request" not in codes and "invalid_json" not in codes:
         problems.append(f"no Errors record for the bad requests: {codes}")
+    # The first request is wait_ready's health check, which loads nothing: a model_loaded line
+    # before it comes from the init phase.
     position = lambda event: next((i for i, l in enumerate(lines) if f'"event":"{event}"' in l), len(lines))
     if position("model_loaded") > position("request"):
         problems.append("the model did not load in the init phase, before the first request")
