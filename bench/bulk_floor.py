@@ -28,17 +28,22 @@ def session(model_dir, threads):
     return ort.InferenceSession(os.path.join(model_dir, "model.onnx"), options, providers=["CPUExecutionProvider"])
 
 
-def feed(session_, ids, mask):
-    names = {i.name for i in session_.get_inputs()}
+def feed(session_, chunk, pad):
+    """The session's inputs for a chunk of token id lists, padded to the longest."""
+    width = max(map(len, chunk))
+    ids = np.full((len(chunk), width), pad, np.int64)
+    mask = np.zeros_like(ids)
+    for row, e in enumerate(chunk):
+        ids[row, :len(e)], mask[row, :len(e)] = e, 1
     out = {"input_ids": ids, "attention_mask": mask}
-    if "token_type_ids" in names:
+    if "token_type_ids" in {i.name for i in session_.get_inputs()}:
         out["token_type_ids"] = np.zeros_like(ids)
     return out
 
 
 def one_by_one(model_dir, encoded, ready, go, done):
     s = session(model_dir, 1)
-    feeds = [feed(s, np.array([e]), np.ones((1, len(e)), np.int64)) for e in encoded]
+    feeds = [feed(s, [e], pad=0) for e in encoded]
     ready.put(1)
     go.wait()
     for f in feeds:
@@ -66,15 +71,7 @@ def per_core_rate(model_dir, encoded, cores):
 def batched_rate(model_dir, encoded, cores, pad):
     s = session(model_dir, cores)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    feeds = []
-    for start in range(0, len(order), BATCH):
-        chunk = [encoded[i] for i in order[start:start + BATCH]]
-        width = max(map(len, chunk))
-        ids = np.full((len(chunk), width), pad, np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(chunk):
-            ids[row, :len(e)], mask[row, :len(e)] = e, 1
-        feeds.append(feed(s, ids, mask))
+    feeds = [feed(s, [encoded[i] for i in order[start:start + BATCH]], pad) for start in range(0, len(order), BATCH)]
     started = time.perf_counter()
     for f in feeds:
         s.run(None, f)
@@ -91,12 +88,7 @@ def batch_effect(model_dir, encoded, pad, n=64):
     s = session(model_dir, 1)
 
     def run(chunk):
-        width = max(map(len, chunk))
-        ids = np.full((len(chunk), width), pad, np.int64)
-        mask = np.zeros_like(ids)
-        for row, e in enumerate(chunk):
-            ids[row, :len(e)], mask[row, :len(e)] = e, 1
-        return softmax(s.run(None, feed(s, ids, mask))[0])
+        return softmax(s.run(None, feed(s, chunk, pad))[0])
 
     alone = np.concatenate([run([e]) for e in encoded[:n]])
     batched = np.concatenate([run(encoded[i:i + BATCH]) for i in range(0, n, BATCH)])
