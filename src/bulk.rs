@@ -7,15 +7,12 @@
 //! (SIGINT/SIGTERM) ends the reading; the lines being answered are finished and written, those
 //! still queued are dropped, so the output holds whole lines only, in order, and `--resume`
 //! carries on after the last one.
-//!
-//! A text already answered in the run is answered again from memory (`Repeats`): archives repeat
-//! texts, a retweet being the same "RT @user: ..." for every account that shared it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,9 +27,6 @@ use crate::request::check_input;
 
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
 const WINDOW_PER_WORKER: usize = 64;
-
-/// What `Repeats` may hold, counted as the inputs' text and their output lines: full, it starts over.
-const REPEATS_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
@@ -53,8 +47,6 @@ pub struct Summary {
     pub resumed: u64,
     /// Stopped by a signal before the end of the input.
     pub interrupted: bool,
-    /// Lines whose text (and second text) an earlier line of the run had, answered from memory.
-    pub repeats: u64,
 }
 
 /// One output line: the input's `id` (when it had one), then what `POST /predict` answers for its
@@ -92,23 +84,20 @@ pub fn run(model: Arc<Model>, options: &Options, stop: Arc<AtomicBool>) -> io::R
     let (jobs_tx, jobs_rx) = sync_channel::<(u64, Vec<u8>)>(window);
     let (done_tx, done_rx) = sync_channel::<(u64, String, bool)>(window);
     let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    let repeats = Repeats::default();
-    let (stop, progress_ref, repeats_ref) = (&*stop, &progress, &repeats);
+    let (stop, progress_ref) = (&*stop, &progress);
     std::thread::scope(|scope| {
         // The reader owns the sending end of the jobs: when it stops, the workers drain and stop.
         let reader = scope.spawn(move || read_all(input.as_mut(), &jobs_tx, &tokens_rx, stop, progress_ref));
         for _ in 0..workers {
             let (jobs, done, model) = (jobs_rx.clone(), done_tx.clone(), model.clone());
-            let sentence = options.include_sentence;
-            scope.spawn(move || work(&model, &jobs, &done, sentence, repeats_ref, stop));
+            scope.spawn(move || work(&model, &jobs, &done, options.include_sentence, stop));
         }
         drop(done_tx);
         let written = write_in_order(&mut output, &done_rx, &tokens_tx, &progress);
         let read = reader.join().expect("the reader does not panic")?;
         progress.finish();
         let (written, bad) = written?;
-        let repeats = repeats.hits.load(Ordering::Relaxed);
-        Ok(Summary { written, bad, resumed, interrupted: read.interrupted, repeats })
+        Ok(Summary { written, bad, resumed, interrupted: read.interrupted })
     })
 }
 
@@ -169,7 +158,6 @@ fn work(
     jobs: &Mutex<Receiver<(u64, Vec<u8>)>>,
     done: &SyncSender<(u64, String, bool)>,
     sentence: bool,
-    repeats: &Repeats,
     stop: &AtomicBool,
 ) {
     loop {
@@ -179,10 +167,7 @@ fn work(
             continue; // drained without answering, so that the reader is never blocked
         }
         let (line, bad) = match serde_json::from_slice::<Value>(&raw) {
-            Ok(item) => to_line(
-                &item,
-                input(model, &item).and_then(|i| repeats.answer(&i, || predict(model, &i, sentence))),
-            ),
+            Ok(item) => answer(model, &item, sentence),
             Err(e) if raw.len() > MAX_BODY_BYTES => {
                 refusal(ApiError::PayloadTooLarge(format!("line is over {MAX_BODY_BYTES} bytes ({e})")))
             }
@@ -199,61 +184,13 @@ fn work(
 /// the API checks it; other fields are ignored: archives carry dates, authors and the like. Also
 /// the answer to a Distributed Map item.
 pub fn answer(model: &Model, item: &Value, sentence: bool) -> (String, bool) {
-    to_line(item, input(model, item).and_then(|i| predict(model, &i, sentence)))
-}
-
-fn predict(model: &Model, input: &Input, sentence: bool) -> Result<model::Answer, ApiError> {
-    model.predict_one(input, sentence).map_err(ApiError::Internal)
-}
-
-/// The output line for `item` with its answer or error, and whether it is an error.
-fn to_line(item: &Value, answer: Result<model::Answer, ApiError>) -> (String, bool) {
-    let answer = match answer {
-        Ok(prediction) => Answer::Prediction(prediction),
-        Err(e) => Answer::Error { error: e.detail() },
-    };
+    let answer =
+        match input(model, item).and_then(|i| model.predict_one(&i, sentence).map_err(ApiError::Internal)) {
+            Ok(prediction) => Answer::Prediction(prediction),
+            Err(e) => Answer::Error { error: e.detail() },
+        };
     let bad = matches!(answer, Answer::Error { .. });
     (serde_json::to_string(&Line { id: item.get("id"), answer }).expect("answers serialise"), bad)
-}
-
-/// The run's answers by input. A model answers an input the same way every time (one text per
-/// session run, no batch to depend on), so an answer from memory is the line scoring would write.
-#[derive(Default)]
-struct Repeats {
-    answers: Mutex<Remembered>,
-    hits: AtomicU64,
-}
-
-#[derive(Default)]
-struct Remembered {
-    by_input: HashMap<Input, model::Answer>,
-    bytes: usize,
-}
-
-impl Repeats {
-    fn answer(
-        &self,
-        input: &Input,
-        score: impl FnOnce() -> Result<model::Answer, ApiError>,
-    ) -> Result<model::Answer, ApiError> {
-        let lock = || self.answers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(answer) = lock().by_input.get(input) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(answer.clone());
-        }
-        // Scored outside the lock: the other workers go on meanwhile.
-        let answer = score()?;
-        let size = input.text.len()
-            + input.second.as_ref().map_or(0, String::len)
-            + serde_json::to_string(&answer).map_or(0, |a| a.len());
-        let mut remembered = lock();
-        if remembered.bytes + size > REPEATS_BYTES {
-            *remembered = Remembered::default();
-        }
-        remembered.bytes += size;
-        remembered.by_input.insert(input.clone(), answer.clone());
-        Ok(answer)
-    }
 }
 
 fn input(model: &Model, item: &Value) -> Result<Input, ApiError> {

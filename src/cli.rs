@@ -114,7 +114,6 @@ pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::
         bad = summary.bad,
         resumed = summary.resumed,
         interrupted = summary.interrupted,
-        repeats = summary.repeats,
         seconds,
         texts_per_s = summary.written as f64 / seconds.max(1e-9),
     );

@@ -17,7 +17,7 @@ use crate::word_labels::{self, WordsPrediction};
 use crate::words::{is_space, WordSplitter};
 
 /// One thing to label: a text and, for a pair task, its target or context.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Input {
     pub text: String,
     pub second: Option<String>,

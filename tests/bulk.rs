@@ -84,24 +84,6 @@ fn each_line_is_what_post_predict_answers_for_its_text() {
 }
 
 #[test]
-fn a_repeated_text_is_scored_once_and_gets_the_same_line() {
-    // Retweets: three texts, each on 20 lines under other ids.
-    let items: Vec<Value> = (0..60).map(|i| json!({ "id": i, "text": WORDS[i % 3] })).collect();
-    let (output, lines) = bulk("tiny", &["--workers", "2"], &jsonl(&items));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for (i, line) in lines.iter().enumerate() {
-        let first = &lines[i % 3];
-        assert_eq!(line["id"], json!(i));
-        assert_eq!((&line["output"], &line["probas"]), (&first["output"], &first["probas"]));
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let done = stderr.lines().find(|l| l.contains(r#""event":"bulk_done""#)).expect("a bulk_done line");
-    let repeats = serde_json::from_str::<Value>(done).unwrap()["fields"]["repeats"].as_u64().unwrap();
-    // 57 lines repeat an earlier text; two workers may each score a text they take up together.
-    assert!((54..=57).contains(&repeats), "{done}");
-}
-
-#[test]
 fn bad_lines_get_their_error_in_place_and_exit_status_1() {
     let long = "a".repeat(10_001);
     let input = format!(
@@ -149,10 +131,8 @@ fn sigterm_leaves_whole_lines_and_resume_finishes_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
     let (input, stopped, whole) =
         (dir.path().join("in.jsonl"), dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
-    // ~50 ms per text: 120 texts take ~6 s, and the signal comes after ~1.5 s. Each text differs:
-    // a repeated one would be answered from memory at once.
-    let items: Vec<Value> =
-        (0..120).map(|i| json!({ "id": i, "text": format!("{} {i}", WORDS[i % 6]) })).collect();
+    // ~50 ms per text: 120 texts take ~6 s, and the signal comes after ~1.5 s.
+    let items: Vec<Value> = (0..120).map(|i| json!({ "id": i, "text": WORDS[i % 6] })).collect();
     std::fs::write(&input, jsonl(&items)).unwrap();
 
     let mut first = run_to_file(&input, &stopped, false);
