@@ -16,13 +16,12 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 RUNS = 5
 CHILD = r'''
@@ -87,27 +86,20 @@ def save_prepacked(model_dir, out):
 
 
 def rust_cold_start(binary, model_dir):
-    """Median over RUNS fresh servers: ms from exec to the first answered /predict, the logged session ms."""
+    """Median over RUNS fresh servers: ms from exec to the first answered /predict (bench/run.py's
+    start), the logged session ms and peak RSS after the load."""
+    from rss import free_port
+    from run import start
+
     runs = []
     for _ in range(RUNS):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = dict(os.environ, PORT=str(port), MODEL_DIR=str(model_dir))
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b'{"text": "hola"}',
-                                         headers={"content-type": "application/json"})
-        started = time.perf_counter()
-        server = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        while True:
-            try:
-                urllib.request.urlopen(request, timeout=5).read()
-                break
-            except OSError:
-                time.sleep(0.005)
-        ms = (time.perf_counter() - started) * 1e3
-        server.terminate()
-        log = server.communicate()[1]
-        loaded = next(json.loads(line)["fields"] for line in log.splitlines() if '"model_loaded"' in line)
+        port = free_port()
+        with tempfile.TemporaryFile("w+") as log:
+            server, ms = start([binary, "serve"], dict(os.environ, PORT=str(port), MODEL_DIR=str(model_dir)), port, log=log)
+            server.terminate()
+            server.wait()
+            log.seek(0)
+            loaded = next(json.loads(line)["fields"] for line in log if '"model_loaded"' in line)
         runs.append({"cold_start_ms": ms, "session_ms": loaded["session_ms"], "peak_rss_after_load_mb": loaded["peak_rss_mb"]})
     return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
 
