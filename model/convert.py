@@ -134,7 +134,9 @@ def tokenizer_json(src, out, items):
 
 def export(model, tokenizer, path, words):
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
-    sample = tokenizer(["hola mundo", "qué tal"], return_tensors="pt")
+    # Two texts of different lengths under most tokenizers (WordPiece splits "qué" differently
+    # from BPE): padded, as a batch must be, so the export also sees a real attention mask.
+    sample = tokenizer(["hola mundo", "qué tal"], padding=True, return_tensors="pt")
     axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch", 1: "sequence"} if words else {0: "batch"}}
     with torch.no_grad():
         torch.onnx.export(model, tuple(sample[n] for n in names), str(path), input_names=names,
