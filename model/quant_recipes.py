@@ -3,7 +3,7 @@ analyzer computes), on checkpoints in pysentimiento's shape; prints one row per 
 
     python model/quant_recipes.py CHECKPOINT_DIR...   (the venv of tests/pysentimiento/requirements.txt)
 
-The figures chose convert.py's recipe (README, "pysentimiento's models").
+The figures chose convert.py's recipe (docs/models.md).
 """
 import pathlib
 import re
