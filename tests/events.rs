@@ -64,7 +64,13 @@ fn events_parse_as_their_aws_types() {
 
 /// One invocation of the Lambda front door, as the runtime makes it.
 async fn invoke(event: &str) -> Result<Value, lambda_runtime::Diagnostic> {
-    let models = common::cell(common::fixture("tiny"));
+    invoke_on(common::cell(common::fixture("tiny")), event).await
+}
+
+async fn invoke_on(
+    models: &'static sentimiento::registry::Registry,
+    event: &str,
+) -> Result<Value, lambda_runtime::Diagnostic> {
     let raw = RawValue::from_string(event.to_string()).unwrap();
     let answer = sentimiento::lambda::dispatch(models, LambdaEvent::new(raw, Context::default())).await?;
     Ok(serde_json::from_str(answer.get()).unwrap())
@@ -312,5 +318,45 @@ async fn an_event_lambda_http_cannot_convert_is_still_a_400_in_its_shape() {
         let mut event = sample(&format!("{door}-predict"));
         event["queryStringParameters"] = serde_json::json!({"q": "a".repeat(70_000)});
         assert_refused(door, &event, "cannot be made into an HTTP request").await;
+    }
+}
+
+/// Hostile values in every field the URI is built from, on every front door: each event gets an
+/// HTTP answer in its shape, never a 5xx, and (but for the path itself) the route stays the
+/// event's own. None needs the last-resort catch: the checks foresee them all.
+#[tokio::test]
+async fn hostile_uri_fields_never_fail_the_invocation_or_move_the_route() {
+    let values = [
+        "\"", "<", ">", " ", "?", "#", "@", "\\", "%", "%zz", "//", "..", "", "é", ":", ":99999", "[",
+        "xn--zz", "a?b#c", "/../..", "{}", "|", "^", "`", "\t",
+    ];
+    let models = common::cell(common::fixture("tiny"));
+    for door in ["alb", "rest", "http", "url"] {
+        for field in ["Host", "X-Forwarded-Proto", "path", "rawQueryString", "stage", "domainName"] {
+            for value in values {
+                let mut event = sample(&format!("{door}-predict"));
+                match field {
+                    "path" if door == "http" || door == "url" => {
+                        event["rawPath"] = format!("/predict{value}").into()
+                    }
+                    "path" => event["path"] = format!("/predict{value}").into(),
+                    "rawQueryString" => event["rawQueryString"] = value.into(),
+                    "stage" | "domainName" if door != "alb" => event["requestContext"][field] = value.into(),
+                    "stage" | "domainName" => continue,
+                    header => set_header(&mut event, header, value),
+                }
+                let case = format!("{door} {field}={value:?}");
+                let response =
+                    invoke_on(models, &event.to_string()).await.unwrap_or_else(|e| panic!("{case}: {e:?}"));
+                let status = response["statusCode"].as_u64().unwrap_or_else(|| panic!("{case}: {response}"));
+                let body = response["body"].as_str().unwrap_or("");
+                assert!(status < 500, "{case}: {response}");
+                assert!(!body.contains("cannot be made into an HTTP request"), "{case}: {body}");
+                if field != "path" {
+                    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{case}: {body}"));
+                    assert!(status == 400 || body["output"] == "POS", "{case}: {status} {body}");
+                }
+            }
+        }
     }
 }
