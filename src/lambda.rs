@@ -3,16 +3,17 @@
 //! and panics inside its request conversion on a body that is not valid base64.
 //!
 //! - API Gateway (REST, HTTP), function URL and ALB events go to the shared handler through
-//!   lambda_http's own conversions, and always get an HTTP response in their own shape;
-//! - a Step Functions Distributed Map batch, `{"Items": [{"text", "id"}, ...], "BatchInput":
-//!   {"task", "lang"}}`, gets one answer per item, in order, each as `sentimiento predict` writes
-//!   it for a JSON line (errors in place);
+//!   lambda_http's own conversions, once [`http_event`] has checked the fields those would panic
+//!   on, and always get an HTTP response in their own shape;
+//! - a Step Functions Distributed Map batch, `{"Items": [...], "BatchInput": {...}}`, gets one
+//!   answer per item ([`map_batch`]);
 //! - anything else fails the invocation with an `UnsupportedEvent` error that says what it got
 //!   (failing, not answering, so that an event source such as SQS retries or dead-letters it).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
-use base64::Engine;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{service_fn, Adapter, Context, LambdaEvent, Service};
 use lambda_runtime::Diagnostic;
@@ -25,9 +26,10 @@ use crate::error::ApiError;
 use crate::handler::{handle, handle_with};
 use crate::registry::Registry;
 
-/// Items of one Distributed Map batch: ItemBatcher's MaxItemsPerBatch should stay at or below it,
-/// so that a batch fits the function's timeout at its CPU share (README, "Bulk scoring").
-pub const MAX_ITEMS: usize = 256;
+pub mod http_event;
+pub mod map_batch;
+
+pub use map_batch::MAX_ITEMS;
 
 pub async fn run(models: &'static Registry) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event| dispatch(models, event))).await
@@ -42,70 +44,27 @@ pub async fn dispatch(
     let LambdaEvent { payload, context } = event;
     let raw = payload.get();
     let probe: Probe = serde_json::from_str(raw).unwrap_or_default();
-    let answer = match (probe.items, undecodable_body(probe.base64, probe.body)) {
-        (Some(items), _) => {
+    let answer = match probe.items.filter(|items| items.get().starts_with('[')) {
+        Some(items) => {
             let span = tracing::info_span!("request", request_id = %context.request_id);
-            map_batch(models, items, probe.batch_input).instrument(span).await?
+            map_batch::answer(models, items, probe.batch_input).instrument(span).await?
         }
-        (None, None) => http(models, raw, context, None).await?,
-        // The body is dropped before lambda_http converts the event, and the client gets a 400.
-        (None, Some(refusal)) => http(models, &without_body(raw), context, Some(refusal)).await?,
+        None => http(models, raw, context).await?,
     };
     RawValue::from_string(answer)
         .map_err(|e| failure("ResponseEncoding", format!("cannot encode the answer: {e}")))
 }
 
-/// The fields that tell the kinds of event apart, read in one pass: Step Functions' ItemBatcher
-/// sends `Items` (objects read from JSON Lines) and the `BatchInput` the state machine sets; an
-/// HTTP event may carry a body lambda_http would have to decode from base64.
+/// What tells a Distributed Map batch from an HTTP event: Step Functions' ItemBatcher sends
+/// `Items` (an array of the objects read from JSON Lines) and the `BatchInput` the state machine
+/// sets. Each is kept as raw text, so that a field of the wrong type cannot make the whole
+/// probe fail: read all-or-nothing, `"BatchInput": 5` hid an HTTP event's bad body.
 #[derive(Deserialize, Default)]
 struct Probe<'a> {
-    #[serde(rename = "Items")]
-    items: Option<Vec<Value>>,
-    #[serde(rename = "BatchInput", default)]
-    batch_input: BatchInput,
-    #[serde(default, rename = "isBase64Encoded")]
-    base64: bool,
-    #[serde(default, borrow)]
-    body: Option<std::borrow::Cow<'a, str>>,
-}
-
-#[derive(Deserialize, Default)]
-struct BatchInput {
-    task: Option<String>,
-    lang: Option<String>,
-    #[serde(default)]
-    include_sentence: bool,
-}
-
-/// A JSON array with one answer per item, in order. Whole-batch problems (an unknown model, a
-/// model that cannot load, too many items) fail the invocation, so that Step Functions retries
-/// or reports it; a bad item gets its error in place.
-async fn map_batch(
-    models: &'static Registry,
-    items: Vec<Value>,
-    input: BatchInput,
-) -> Result<String, Diagnostic> {
-    if items.len() > MAX_ITEMS {
-        let message =
-            format!("{} items; at most {MAX_ITEMS} per batch (ItemBatcher MaxItemsPerBatch)", items.len());
-        return Err(failure("BatchTooLarge", message));
-    }
-    let BatchInput { task, lang, include_sentence } = input;
-    let entry =
-        models.resolve(task.as_deref(), lang.as_deref()).map_err(|e| failure(e.code(), e.message()))?;
-    let model = models.get(entry).await.map_err(|e| failure(e.code(), e.message()))?;
-    let (count, started) = (items.len(), std::time::Instant::now());
-    let span = tracing::Span::current();
-    let lines = tokio::task::spawn_blocking(move || {
-        let _in_span = span.enter();
-        items.iter().map(|item| crate::bulk::answer(&model, item, include_sentence).0).collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| failure("InferencePanicked", e.to_string()))?;
-    models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
-    tracing::info!(event = "map_batch", items = lines.len(), task = %entry.task, lang = %entry.lang);
-    Ok(format!("[{}]", lines.join(",")))
+    #[serde(rename = "Items", borrow)]
+    items: Option<&'a RawValue>,
+    #[serde(rename = "BatchInput", borrow)]
+    batch_input: Option<&'a RawValue>,
 }
 
 fn failure(kind: &str, message: String) -> Diagnostic {
@@ -113,15 +72,39 @@ fn failure(kind: &str, message: String) -> Diagnostic {
     Diagnostic { error_type: kind.into(), error_message: message }
 }
 
-async fn http(
+/// An HTTP event, answered by the shared handler in the event's own shape. lambda_http's
+/// conversion panics on what it cannot make into a request: `http_event` drops those fields
+/// first (a 400 names them), and a panic it did not foresee is still a 400, not a failed
+/// invocation (which API Gateway answers with a 502).
+async fn http(models: &'static Registry, raw: &str, context: Context) -> Result<String, Diagnostic> {
+    let mut request: LambdaRequest = serde_json::from_str(raw).map_err(|_| unsupported(raw))?;
+    let refusal = http_event::refusal(&mut request);
+    let bare = http_event::bare(&request);
+    let response = match converted(models, request, context.clone(), refusal) {
+        Ok(answering) => answering.await,
+        Err(panic) => {
+            let refusal =
+                ApiError::InvalidRequest(format!("the event cannot be made into an HTTP request: {panic}"));
+            let bare = bare.ok_or_else(|| failure("InvalidEvent", refusal.message()))?;
+            let answering = converted(models, bare, context, Some(refusal))
+                .map_err(|panic| failure("InvalidEvent", panic))?;
+            answering.await
+        }
+    };
+    serde_json::to_string(&response)
+        .map_err(|e| failure("ResponseEncoding", format!("cannot encode the response: {e}")))
+}
+
+/// The event converted by lambda_http's adapter (public, though undocumented), which also turns
+/// the handler's response into the shape the event's origin expects: REST, HTTP API / function
+/// URL, or ALB. The conversion happens in the call, not in the future it returns: a panic in it
+/// is caught here, and its message returned.
+fn converted(
     models: &'static Registry,
-    raw: &str,
+    request: LambdaRequest,
     context: Context,
     refusal: Option<ApiError>,
-) -> Result<String, Diagnostic> {
-    let request: LambdaRequest = serde_json::from_str(raw).map_err(|_| unsupported(raw))?;
-    // lambda_http's adapter (public, though undocumented) turns the handler's response into the
-    // shape the event's origin expects: REST, HTTP API / function URL, or ALB.
+) -> Result<impl Future<Output = impl serde::Serialize>, String> {
     let mut adapter = Adapter::from(service_fn(move |req| {
         let refusal = refusal.clone();
         async move {
@@ -131,27 +114,38 @@ async fn http(
             })
         }
     }));
-    let response = adapter.call(LambdaEvent::new(request, context)).await.unwrap_or_else(|e| match e {});
-    serde_json::to_string(&response)
-        .map_err(|e| failure("ResponseEncoding", format!("cannot encode the response: {e}")))
-}
-
-/// An HTTP event whose body claims base64 but does not decode: the 400 it gets.
-fn undecodable_body(is_base64: bool, body: Option<std::borrow::Cow<str>>) -> Option<ApiError> {
-    let body = body.filter(|_| is_base64)?;
-    let error = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).err()?;
-    Some(ApiError::InvalidRequest(format!(
-        "the event's body is marked base64 but is not valid base64: {error}"
-    )))
-}
-
-fn without_body(raw: &str) -> String {
-    let mut event: Value = serde_json::from_str(raw).unwrap_or_default();
-    if let Some(fields) = event.as_object_mut() {
-        fields.insert("body".into(), Value::Null);
-        fields.insert("isBase64Encoded".into(), Value::Bool(false));
+    let call =
+        std::panic::catch_unwind(AssertUnwindSafe(|| adapter.call(LambdaEvent::new(request, context))));
+    match call {
+        Ok(answering) => Ok(async move { answering.await.unwrap_or_else(|e| match e {}) }),
+        Err(panic) => {
+            let said =
+                panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
+            let said = said.unwrap_or("a panic").chars().take(200).collect::<String>();
+            tracing::error!(event = "event_conversion_panicked", message = %said);
+            Err(said)
+        }
     }
-    event.to_string()
+}
+
+/// What a serde_json error says of the text: nesting is told apart from a syntax error (the
+/// parser stops at 128 levels, and a 10,000-level event was reported as "not JSON").
+fn json_problem(error: &serde_json::Error) -> String {
+    match error.to_string().starts_with("recursion limit exceeded") {
+        true => "nested more than 128 levels deep".into(),
+        false => format!("not JSON ({error})"),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 fn unsupported(raw: &str) -> Diagnostic {
@@ -164,7 +158,7 @@ fn unsupported(raw: &str) -> Diagnostic {
         Ok(Value::Array(items)) => format!("a JSON array of {} items", items.len()),
         Ok(Value::String(_)) => "a JSON string".into(),
         Ok(other) => format!("the JSON value {other}"),
-        Err(_) => "something that is not JSON".into(),
+        Err(e) => format!("something {}", json_problem(&e)).replace("something not", "something that is not"),
     };
     failure(
         "UnsupportedEvent",
