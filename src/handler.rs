@@ -224,12 +224,16 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {
-        None => Item::Answer(predictions.next().expect("one answer per valid text")),
-        Some(e) => Item::Error { error: e.detail() },
+        None => predictions.next().expect("one answer per valid text"),
+        Some(e) => Err(e),
     });
+    let in_place = |result: Result<Answer, ApiError>| match result {
+        Ok(answer) => Item::Answer(answer),
+        Err(e) => Item::Error { error: e.detail() },
+    };
     let response = match batch {
-        true => PredictResponse::Batch { results: results.collect() },
-        false => PredictResponse::One(results.next().expect("one text, one result")),
+        true => PredictResponse::Batch { results: results.map(in_place).collect() },
+        false => PredictResponse::One(Item::Answer(results.next().expect("one text, one result")?)),
     };
     // Straight to text, not through serde_json::Value, which would widen f32 probabilities to noisy f64.
     Ok(serde_json::to_string(&response).expect("predictions serialise"))

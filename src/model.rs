@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Settings, MAX_PREPROCESSED_CHARS, MAX_WORDS};
 use crate::error::ApiError;
 use crate::model_dir::{Head, ModelSpec};
 use crate::postprocess::{self, Prediction};
@@ -14,7 +14,7 @@ use crate::preprocess::Preprocessor;
 use crate::session::{Classifier, Logits};
 use crate::tokenize::{Segments, TextEncoder};
 use crate::word_labels::{self, WordsPrediction};
-use crate::words::{is_space, WordSplitter};
+use crate::words::{is_space, Word, WordSplitter};
 
 /// One thing to label: a text and, for a pair task, its target or context.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -122,7 +122,8 @@ impl Model {
     }
 
     /// Answers in input order; `with_sentence` adds the preprocessed text to each. `proceed`
-    /// runs before each input and may stop the run there.
+    /// runs before each input and may stop the run there. An input the model path refuses (a
+    /// client's mistake: 4xx) gets its error in its place; a fault fails the whole run.
     ///
     /// One input per session run, never a padded batch: int8 models quantize activations per
     /// tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
@@ -132,15 +133,18 @@ impl Model {
         inputs: &[Input],
         with_sentence: bool,
         proceed: impl Fn() -> Result<(), ApiError>,
-    ) -> Result<Vec<Answer>, ApiError> {
+    ) -> Result<Vec<Result<Answer, ApiError>>, ApiError> {
         let run = |input: &Input| {
             proceed()?;
-            self.predict_one(input, with_sentence).map_err(ApiError::Internal)
+            match self.predict_one(input, with_sentence) {
+                Err(fault) if fault.status() >= 500 => Err(fault),
+                answer => Ok(answer),
+            }
         };
         inputs.iter().map(run).collect()
     }
 
-    pub fn predict_one(&self, input: &Input, with_sentence: bool) -> Result<Answer, String> {
+    pub fn predict_one(&self, input: &Input, with_sentence: bool) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let answer = match self.spec.head {
             Head::Text => Answer::Text(self.classify(input, with_sentence)?),
@@ -152,12 +156,38 @@ impl Model {
         Ok(answer)
     }
 
+    /// The text as the model reads it, refused when preprocessing made it longer than the model
+    /// path reads (`config::MAX_PREPROCESSED_CHARS`): before tokenizing or word splitting it,
+    /// which is where the cost of a long text lies. `name` is what the message calls the text.
+    fn read(&self, text: &str, name: &str) -> Result<String, ApiError> {
+        let preprocessed = self.preprocess(text);
+        let chars = preprocessed.chars().count();
+        match chars > MAX_PREPROCESSED_CHARS {
+            true => Err(ApiError::PayloadTooLarge(format!(
+                "{name} is {chars} characters after preprocessing, over the limit of {MAX_PREPROCESSED_CHARS}: \
+                 preprocessing spells out each emoji as words; send fewer emoji or a shorter text"
+            ))),
+            false => Ok(preprocessed),
+        }
+    }
+
     /// pysentimiento's `AnalyzerForSequenceClassification`: the text, and its second text when
     /// there is one left after preprocessing (else the text alone, as pysentimiento does for an
     /// empty context).
-    fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, String> {
-        let sentence = self.preprocess(&input.text);
-        let second = input.second.as_deref().map(|s| self.preprocess(s)).filter(|s| !s.chars().all(is_space));
+    fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, ApiError> {
+        let sentence = self.read(&input.text, "the text")?;
+        let pair = self.spec.pair.as_deref().unwrap_or("second text");
+        let second = input.second.as_deref().map(|s| self.read(s, &format!("its {pair}"))).transpose()?;
+        let second = second.filter(|s| !s.chars().all(is_space));
+        self.score(sentence, second, with_sentence).map_err(ApiError::Internal)
+    }
+
+    fn score(
+        &self,
+        sentence: String,
+        second: Option<String>,
+        with_sentence: bool,
+    ) -> Result<Prediction, String> {
         let segments = match &second {
             Some(second) => Segments::Pair(&sentence, second),
             None => Segments::One(&sentence),
@@ -172,11 +202,32 @@ impl Model {
     }
 
     /// pysentimiento's `AnalyzerForTokenClassification`: the preprocessed text split into words
-    /// as spaCy does, each word labelled by its first token.
-    fn label_words(&self, text: &str, with_entities: bool) -> Result<WordsPrediction, String> {
-        let preprocessed = self.preprocess(text);
-        let splitter = self.words.as_ref().ok_or("a word-labelling model without its word splitter")?;
+    /// as spaCy does, each word labelled by its first token. Every word is in the answer, so a
+    /// text of more words than `config::MAX_WORDS` is refused before it is tokenized.
+    fn label_words(&self, text: &str, with_entities: bool) -> Result<WordsPrediction, ApiError> {
+        let preprocessed = self.read(text, "the text")?;
+        let Some(splitter) = self.words.as_ref() else {
+            return Err(ApiError::Internal("a word-labelling model without its word splitter".into()));
+        };
         let words = splitter.split(&preprocessed);
+        if words.len() > MAX_WORDS {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the text is {} words after preprocessing, over the limit of {MAX_WORDS} for the {} task, \
+                 which labels every word: preprocessing spells out each emoji as words; send fewer emoji or a shorter text",
+                words.len(),
+                self.spec.task
+            )));
+        }
+        self.label(text, preprocessed, words, with_entities).map_err(ApiError::Internal)
+    }
+
+    fn label(
+        &self,
+        text: &str,
+        preprocessed: String,
+        words: Vec<Word>,
+        with_entities: bool,
+    ) -> Result<WordsPrediction, String> {
         let tokens: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
         let encoded = self.encoder.encode(Segments::Words(&tokens))?;
         let logits = self.classifier.run(&encoded.inputs)?;
