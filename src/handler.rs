@@ -213,11 +213,15 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
     let _turn = model.turn().await;
     ticket.waited_in_time()?;
     let worker = model.clone();
-    let proceed = move || ticket.still_wanted();
     let (count, started) = (texts.len(), Instant::now());
     let span = tracing::Span::current();
+    // The deadline holds until the work starts on its blocking thread too: with every thread busy
+    // a request waited there unshed (13.1 s, behind two long NER requests on other models).
     let predictions = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| worker.predict(&texts, include_sentence, proceed))
+        span.in_scope(|| {
+            ticket.waited_in_time()?;
+            worker.predict(&texts, include_sentence, || ticket.still_wanted())
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;

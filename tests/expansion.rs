@@ -1,10 +1,20 @@
-//! What preprocessing's expansion may cost: the limit on what the model path reads once emoji are
-//! spelled out.
+//! What preprocessing's expansion may cost, and what one slow request may cost the others: the
+//! limit on what the model path reads once emoji are spelled out, and the queue deadline while a
+//! request waits for a blocking thread.
 
 mod common;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::encodings::Body;
 use common::{call, cell, fixture, predict};
+use lambda_http::http::Request;
+use sentimiento::handler::handle_with;
+use sentimiento::work::Ticket;
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
 
 /// Two emoji in turn dodge the 3-repeat rule: 10,000 characters, 564,998 once spelled out.
 fn alternating_emoji() -> String {
@@ -62,4 +72,37 @@ async fn ordinary_emoji_dense_text_at_the_length_limit_is_answered() {
         let answer = predict(cell(fixture(model)), &text).await;
         assert!(answer.get("error").is_none(), "{model}: {answer}");
     }
+}
+
+/// The runtime of the test has one blocking thread, and something else holds it: the request
+/// gets its model's turn at once but not a thread, and must be shed when the thread comes late.
+#[test]
+fn a_request_that_waited_past_its_deadline_for_a_blocking_thread_is_shed() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let models = cell(fixture("tiny"));
+        predict(models, "hola").await; // loads the model
+        let busy = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_secs(2)));
+        let slots = Arc::new(Semaphore::new(1));
+        let permit = slots.try_acquire_owned().unwrap();
+        let (ticket, _watch) = Ticket::new(permit, Instant::now(), Duration::from_millis(300));
+        let req = Request::post("/predict")
+            .header("content-type", "application/json")
+            .body(Body::Text(json!({"text": "hola"}).to_string()))
+            .unwrap();
+        let response = timeout(Duration::from_secs(30), handle_with(models, req, Ok(ticket))).await.unwrap();
+        let json: Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(
+            (response.status().as_u16(), &json["error"]["code"]),
+            (503, &json!("overloaded")),
+            "{json}"
+        );
+        assert!(message(&json).contains("waited"), "{json}");
+        busy.await.unwrap();
+    });
 }
