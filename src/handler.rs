@@ -212,19 +212,18 @@ async fn predict(models: &'static Registry, req: &Request<Body>, ticket: Ticket)
         items.into_iter().map(|item| item.map(|t| texts.push(t)).err()).collect();
     let _turn = model.turn().await;
     ticket.waited_in_time()?;
-    let worker = model.clone();
     let (count, started) = (texts.len(), Instant::now());
     let span = tracing::Span::current();
-    // The deadline holds until the work starts on its blocking thread too: with every thread busy
-    // a request waited there unshed (13.1 s, behind two long NER requests on other models).
-    let predictions = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| {
-            ticket.waited_in_time()?;
-            worker.predict(&texts, include_sentence, || ticket.still_wanted())
+    // The deadline holds until the work starts on the model's thread too: on a shared pool of
+    // threads a request waited there unshed (13.1 s, behind two long NER requests on other models).
+    let predictions = model
+        .on_own_thread(move |model| {
+            span.in_scope(|| {
+                ticket.waited_in_time()?;
+                model.predict(&texts, include_sentence, || ticket.still_wanted())
+            })
         })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("inference panicked: {e}")))??;
+        .await??;
     models.metrics().inference(&entry.task, &entry.lang, count, started.elapsed().as_secs_f64());
     let mut predictions = predictions.into_iter();
     let mut results = errors.into_iter().map(|error| match error {
