@@ -184,11 +184,10 @@ fn work(
 /// the API checks it; other fields are ignored: archives carry dates, authors and the like. Also
 /// the answer to a Distributed Map item.
 pub fn answer(model: &Model, item: &Value, sentence: bool) -> (String, bool) {
-    let answer =
-        match input(model, item).and_then(|i| model.predict_one(&i, sentence).map_err(ApiError::Internal)) {
-            Ok(prediction) => Answer::Prediction(prediction),
-            Err(e) => Answer::Error { error: e.detail() },
-        };
+    let answer = match input(model, item).and_then(|i| model.predict_one(&i, sentence)) {
+        Ok(prediction) => Answer::Prediction(prediction),
+        Err(e) => Answer::Error { error: e.detail() },
+    };
     let bad = matches!(answer, Answer::Error { .. });
     (serde_json::to_string(&Line { id: item.get("id"), answer }).expect("answers serialise"), bad)
 }

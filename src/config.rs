@@ -10,6 +10,16 @@ use crate::metrics::Emf;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH: usize = 64;
 pub const MAX_TEXT_CHARS: usize = 10_000;
+/// What the model path reads of one text once preprocessing has spelled its emoji out as words
+/// (up to 57 characters for one: "↖😦" * 5000, 10,000 characters, became 564,998, and one NER
+/// request on it took 3.1 s and answered 1.9 MB). Four times the text limit refuses no tweet (the
+/// most expanding 280 characters become ~16,000) and no ordinary long text: 10,000 characters of
+/// plain Spanish stay 1.0x, of tweets with two emoji each 2.3x, of birthday wishes with four
+/// emoji each ("Feliz cumpleaños amiga!!! 🎉🎂🥳❤️") 3.7x.
+pub const MAX_PREPROCESSED_CHARS: usize = 4 * MAX_TEXT_CHARS;
+/// NER and POS label every word, so their work and answer grow with words: no more than a
+/// 10,000-character text has before expansion (one per character at most; plain Spanish ~2,200).
+pub const MAX_WORDS: usize = MAX_TEXT_CHARS;
 /// Share of a Lambda function's memory setting kept out of the model budget: ONNX Runtime's
 /// transient buffers while a model loads, and the runtime around the handler.
 const LAMBDA_HEADROOM: f64 = 0.25;

@@ -34,9 +34,10 @@ environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_P
 fn main() -> ExitCode {
     fixed_mmap_threshold(serving());
     no_ort_telemetry();
-    // Inference is serialised on the session, so more blocking threads only add glibc malloc
-    // arenas: with tokio's default (512) the soak test saw RSS step up by 2+ MiB as new threads
-    // came and went; with 2 it stays flat.
+    // The blocking pool only loads models (one at a time) and runs a Lambda batch or bulk
+    // scoring; each model infers on its own thread (Model::on_own_thread). More threads would
+    // only add glibc malloc arenas: with tokio's default (512) the soak test saw RSS step up by
+    // 2+ MiB as new threads came and went; with 2 it stays flat.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(2).build();
     match runtime {
         Ok(runtime) => runtime.block_on(run()),

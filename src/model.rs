@@ -1,12 +1,13 @@
 //! One model: spec + tokenizer + ONNX session, loaded from its directory.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Settings, MAX_PREPROCESSED_CHARS, MAX_WORDS};
 use crate::error::ApiError;
 use crate::model_dir::{Head, ModelSpec};
 use crate::postprocess::{self, Prediction};
@@ -14,7 +15,7 @@ use crate::preprocess::Preprocessor;
 use crate::session::{Classifier, Logits};
 use crate::tokenize::{Segments, TextEncoder};
 use crate::word_labels::{self, WordsPrediction};
-use crate::words::{is_space, WordSplitter};
+use crate::words::{is_space, Word, WordSplitter};
 
 /// One thing to label: a text and, for a pair task, its target or context.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,7 +48,12 @@ pub struct Model {
     /// The first run also pays for buffers ONNX Runtime allocates lazily: logged once, as the
     /// cold start's last stage.
     first_run: std::sync::Once,
+    /// This model's own inference thread, started on first use (see `on_own_thread`).
+    runner: OnceLock<Sender<Job>>,
 }
+
+/// Work for a model's inference thread.
+type Job = Box<dyn FnOnce() + Send>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoadTimes {
@@ -90,12 +96,38 @@ impl Model {
             turn: tokio::sync::Semaphore::new(1),
             load_ms,
             first_run: std::sync::Once::new(),
+            runner: OnceLock::new(),
         })
     }
 
     /// Waits for this model's turn; hold the permit while running `predict`.
     pub async fn turn(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.turn.acquire().await.expect("the turn semaphore is never closed")
+    }
+
+    /// Runs `work` on this model's own thread and waits for it without holding an async worker.
+    /// A thread per model, not tokio's shared blocking pool: with the pool's 2 threads, two long
+    /// NER requests (ner/es, ner/en) kept a one-word sentiment request on an idle model waiting
+    /// 13.1 s. A pool with room for every model (24) grew to 14 threads under 8 clients over 4
+    /// models (it starts a thread whenever none is idle at that instant) and RSS to 54.2 MiB,
+    /// against 48.7 with 2 threads; a thread per model: 4 threads, 49.6 MiB, flat over 8,000
+    /// requests (debug build, fixtures). A model runs one request at a time (its turn) anyway.
+    /// The thread ends when the model is dropped.
+    pub async fn on_own_thread<R: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Model) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let model = self.clone();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work(&model));
+        });
+        let runner = self.runner.get_or_init(|| inference_thread(&self.spec.name));
+        runner
+            .send(job)
+            .map_err(|_| ApiError::Internal("the model's inference thread did not start".into()))?;
+        // A job that panicked dropped its answer: that request fails, the thread goes on.
+        answered.await.map_err(|_| ApiError::Internal("inference panicked".into()))
     }
 
     /// The text the model reads: pysentimiento's preprocessing with the model's language and arguments.
@@ -122,7 +154,8 @@ impl Model {
     }
 
     /// Answers in input order; `with_sentence` adds the preprocessed text to each. `proceed`
-    /// runs before each input and may stop the run there.
+    /// runs before each input and may stop the run there. An input the model path refuses (a
+    /// client's mistake: 4xx) gets its error in its place; a fault fails the whole run.
     ///
     /// One input per session run, never a padded batch: int8 models quantize activations per
     /// tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
@@ -132,15 +165,18 @@ impl Model {
         inputs: &[Input],
         with_sentence: bool,
         proceed: impl Fn() -> Result<(), ApiError>,
-    ) -> Result<Vec<Answer>, ApiError> {
+    ) -> Result<Vec<Result<Answer, ApiError>>, ApiError> {
         let run = |input: &Input| {
             proceed()?;
-            self.predict_one(input, with_sentence).map_err(ApiError::Internal)
+            match self.predict_one(input, with_sentence) {
+                Err(fault) if fault.status() >= 500 => Err(fault),
+                answer => Ok(answer),
+            }
         };
         inputs.iter().map(run).collect()
     }
 
-    pub fn predict_one(&self, input: &Input, with_sentence: bool) -> Result<Answer, String> {
+    pub fn predict_one(&self, input: &Input, with_sentence: bool) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let answer = match self.spec.head {
             Head::Text => Answer::Text(self.classify(input, with_sentence)?),
@@ -152,12 +188,38 @@ impl Model {
         Ok(answer)
     }
 
+    /// The text as the model reads it, refused when preprocessing made it longer than the model
+    /// path reads (`config::MAX_PREPROCESSED_CHARS`): before tokenizing or word splitting it,
+    /// which is where the cost of a long text lies. `name` is what the message calls the text.
+    fn read(&self, text: &str, name: &str) -> Result<String, ApiError> {
+        let preprocessed = self.preprocess(text);
+        let chars = preprocessed.chars().count();
+        match chars > MAX_PREPROCESSED_CHARS {
+            true => Err(ApiError::PayloadTooLarge(format!(
+                "{name} is {chars} characters after preprocessing, over the limit of {MAX_PREPROCESSED_CHARS}: \
+                 preprocessing spells out each emoji as words; send fewer emoji or a shorter text"
+            ))),
+            false => Ok(preprocessed),
+        }
+    }
+
     /// pysentimiento's `AnalyzerForSequenceClassification`: the text, and its second text when
     /// there is one left after preprocessing (else the text alone, as pysentimiento does for an
     /// empty context).
-    fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, String> {
-        let sentence = self.preprocess(&input.text);
-        let second = input.second.as_deref().map(|s| self.preprocess(s)).filter(|s| !s.chars().all(is_space));
+    fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, ApiError> {
+        let sentence = self.read(&input.text, "the text")?;
+        let pair = self.spec.pair.as_deref().unwrap_or("second text");
+        let second = input.second.as_deref().map(|s| self.read(s, &format!("its {pair}"))).transpose()?;
+        let second = second.filter(|s| !s.chars().all(is_space));
+        self.score(sentence, second, with_sentence).map_err(ApiError::Internal)
+    }
+
+    fn score(
+        &self,
+        sentence: String,
+        second: Option<String>,
+        with_sentence: bool,
+    ) -> Result<Prediction, String> {
         let segments = match &second {
             Some(second) => Segments::Pair(&sentence, second),
             None => Segments::One(&sentence),
@@ -172,11 +234,32 @@ impl Model {
     }
 
     /// pysentimiento's `AnalyzerForTokenClassification`: the preprocessed text split into words
-    /// as spaCy does, each word labelled by its first token.
-    fn label_words(&self, text: &str, with_entities: bool) -> Result<WordsPrediction, String> {
-        let preprocessed = self.preprocess(text);
-        let splitter = self.words.as_ref().ok_or("a word-labelling model without its word splitter")?;
+    /// as spaCy does, each word labelled by its first token. Every word is in the answer, so a
+    /// text of more words than `config::MAX_WORDS` is refused before it is tokenized.
+    fn label_words(&self, text: &str, with_entities: bool) -> Result<WordsPrediction, ApiError> {
+        let preprocessed = self.read(text, "the text")?;
+        let Some(splitter) = self.words.as_ref() else {
+            return Err(ApiError::Internal("a word-labelling model without its word splitter".into()));
+        };
         let words = splitter.split(&preprocessed);
+        if words.len() > MAX_WORDS {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the text is {} words after preprocessing, over the limit of {MAX_WORDS} for the {} task, \
+                 which labels every word: preprocessing spells out each emoji as words; send fewer emoji or a shorter text",
+                words.len(),
+                self.spec.task
+            )));
+        }
+        self.label(text, preprocessed, words, with_entities).map_err(ApiError::Internal)
+    }
+
+    fn label(
+        &self,
+        text: &str,
+        preprocessed: String,
+        words: Vec<Word>,
+        with_entities: bool,
+    ) -> Result<WordsPrediction, String> {
         let tokens: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
         let encoded = self.encoder.encode(Segments::Words(&tokens))?;
         let logits = self.classifier.run(&encoded.inputs)?;
@@ -194,6 +277,20 @@ impl Model {
             truncated: encoded.inputs.truncated,
         })
     }
+}
+
+/// A thread that runs jobs in turn until its model, which holds the only sender, is dropped.
+fn inference_thread(model: &str) -> Sender<Job> {
+    let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+    let run = move || {
+        for job in inbox {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("inference".into()).spawn(run) {
+        tracing::error!(event = "inference_thread_failed", model, error = %e);
+    }
+    jobs
 }
 
 /// spaCy's word rules for the model's language, for the word-labelling tasks only.
