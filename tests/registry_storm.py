@@ -6,7 +6,10 @@ files), serves them with SENTIMIENTO_MEMORY_MB=200 inside a 512 MB cgroup v1 mem
 the four tasks. Passes when every request got a 200 and the process's peak RSS (VmHWM, and VmRSS
 sampled every 10 ms) stayed within the budget plus ONNX Runtime's base: the library's code and
 environment, mapped with the first model and not counted by the budget (~21 MiB measured,
-registry.rs; 30 MiB allowed). Before the fix: 304-308 MiB, all four models loaded at once.
+registry.rs; 30 MiB allowed). Measured 2025-12-01 on the default model (release builds, a busy
+2-core machine): today's main 342-348 MiB, all four models loaded at once; after the fix 198-199
+MiB, two loaded at a time, every request answered (148 in 20 s against 1869: with room for two of
+four models, clients cycling over all four make most requests a load).
 
 Needs root (a writable cgroup v1 memory controller); skips with a message otherwise. Standard
 library only.
