@@ -155,7 +155,8 @@ impl ModelSpec {
             .map_err(|e| format!("{}: {e}", dir.join("pipeline.json").display()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir.display().to_string()),
+            // /health shows the name without the API key: a directory's own name, never its path.
+            name: pipeline.name.or(config.name_or_path).unwrap_or_else(|| dir_name(dir)),
             task: pipeline.task,
             labels,
             multi_label: config.problem_type.as_deref() == Some("multi_label_classification"),
@@ -168,6 +169,10 @@ impl ModelSpec {
             pair: pipeline.pair,
         })
     }
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
 }
 
 fn check_pair(pair: Option<&str>, head: Head) -> Result<(), String> {

@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 
 use crate::config::{MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS};
-use crate::model_dir::ModelSpec;
 use crate::registry::{Entry, Registry};
 
 /// `model`: the default model (what a request naming no task gets); `models`: every model served.
@@ -13,6 +12,8 @@ pub fn health(models: &Registry) -> Value {
     let all: Vec<Value> = models.entries().iter().map(Entry::describe).collect();
     let mut memory = json!(crate::memory::rss());
     memory["budget_mb"] = json!(models.settings().memory_budget_mb);
+    // What the budget counts: the process before any model, and every model in memory.
+    memory["counted_mb"] = json!((models.in_memory_mb() * 10.0).round() / 10.0);
     json!({ "status": "ok", "model": model, "models": all, "memory": memory })
 }
 
@@ -59,7 +60,7 @@ fn model_info(entry: &Entry, default: bool) -> Value {
     about["loaded"] = json!(loaded.is_some());
     let spec = match &loaded {
         Some(model) => Ok(model.spec.clone()),
-        None => ModelSpec::read(&entry.dir),
+        None => entry.read_spec(),
     };
     match spec {
         Ok(spec) => {

@@ -151,3 +151,94 @@ async fn max_tokens_past_a_roberta_models_positions_is_refused_not_a_500() {
     let message = reply.json["error"]["message"].as_str().unwrap();
     assert!(message.contains("max_tokens 16 is not within 2..=15"), "{message}");
 }
+
+fn model_health<'a>(health: &'a serde_json::Value, pair: &str) -> &'a serde_json::Value {
+    let models = health["models"].as_array().unwrap();
+    models
+        .iter()
+        .find(|m| format!("{}/{}", m["task"].as_str().unwrap(), m["lang"].as_str().unwrap()) == pair)
+        .unwrap()
+}
+
+/// Waits (a hang guard, not a timing) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_waits_until_an_unloaded_model_still_in_use_is_freed() {
+    let root = three_models();
+    // Any process is over 1 MB: emotion needs all the memory sentiment holds.
+    let models = budgeted(root.path(), 1.0);
+    let sentiment = models.resolve(Some("sentiment"), Some("es")).unwrap();
+    let in_use = models.get(sentiment).await.unwrap();
+    let ask = body("excelente", Some("emotion"), None);
+    let emotion = tokio::spawn(async move { call(models, "POST", "/predict", Some(&ask)).await });
+    until("sentiment unloaded", || sentiment.loaded().is_none()).await;
+    // Loading now would hold both copies at once; a second of not loading is the evidence.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!emotion.is_finished(), "emotion loaded while sentiment was still in memory");
+    drop(in_use);
+    let reply = emotion.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(loaded(&call(models, "GET", "/health", None).await.json), ["emotion/es"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unloaded_model_still_in_use_is_handed_out_again_not_loaded_twice() {
+    let root = three_models();
+    let mut settings = Settings::for_model(root.path());
+    settings.memory_budget_mb = Some(1.0);
+    settings.queue_timeout = std::time::Duration::from_millis(300);
+    let models = registry(settings);
+    let sentiment = models.resolve(Some("sentiment"), Some("es")).unwrap();
+    let in_use = models.get(sentiment).await.unwrap();
+    // emotion cannot have sentiment's memory while a request holds it: told to retry, not loaded.
+    let emotion = call(models, "POST", "/predict", Some(&body("hola", Some("emotion"), None))).await;
+    assert_eq!(
+        (emotion.status, &emotion.json["error"]["code"]),
+        (503, &json!("overloaded")),
+        "{}",
+        emotion.json
+    );
+    assert!(emotion.json["error"]["message"].as_str().unwrap().contains("sentiment/es"), "{}", emotion.json);
+    // Unloaded, yet still in memory: the next sentiment request gets that copy back.
+    let again = call(models, "POST", "/predict", Some(&body("excelente", Some("sentiment"), None))).await;
+    assert_eq!((again.status, &again.json["output"]), (200, &json!("POS")));
+    let health = call(models, "GET", "/health", None).await.json;
+    assert_eq!(loaded(&health), ["sentiment/es"]);
+    assert_eq!(model_health(&health, "sentiment/es")["loads"], 1, "{health}");
+    assert_eq!(model_health(&health, "emotion/es")["loads"], 0, "{health}");
+    drop(in_use);
+}
+
+#[tokio::test]
+async fn health_names_no_filesystem_path() {
+    let root = three_models();
+    let models = registry(Settings::for_model(root.path()));
+    call(models, "POST", "/predict", Some(&body("hola", None, None))).await;
+    let health = call(models, "GET", "/health", None).await.json.to_string();
+    let root_path = root.path().to_str().unwrap();
+    assert!(!health.contains(root_path), "{health}");
+}
+
+#[tokio::test]
+async fn a_nested_model_without_pipeline_json_is_refused_saying_the_file_is_missing() {
+    let root = three_models();
+    std::fs::remove_file(root.path().join("emotion/es/pipeline.json")).unwrap();
+    let models = registry(Settings::for_model(root.path()));
+    let reply = call(models, "POST", "/predict", Some(&body("hola", Some("emotion"), None))).await;
+    assert_eq!(reply.status, 503, "{}", reply.json);
+    let message = reply.json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("pipeline.json is missing") && message.contains(r#""task": "emotion""#),
+        "{message}"
+    );
+    let info = call(models, "GET", "/info", None).await.json;
+    let emotion = info["models"].as_array().unwrap().iter().find(|m| m["task"] == "emotion").unwrap();
+    assert!(emotion["problem"].as_str().unwrap().contains("pipeline.json is missing"), "{info}");
+}
