@@ -210,6 +210,7 @@ $(CHROMIUM):
 test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
+	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
 	$(TOOLS) $(PY) tests/e2e_lambda.py

