@@ -88,6 +88,10 @@ pub fn run(
     options: &Options,
     stop: Arc<AtomicBool>,
 ) -> io::Result<Summary> {
+    if stop.load(Ordering::Relaxed) {
+        // Stopped while the model loaded: the output is not even created (truncated).
+        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true });
+    }
     let workers = options.workers.max(1);
     let name = files.output_name();
     let output = files.create()?;

@@ -411,3 +411,26 @@ fn an_unknown_option_is_refused_with_the_usage_and_status_2() {
     assert!(stderr.contains("unknown option \"--worker\"") && stderr.contains("usage:"), "{stderr}");
     assert!(run.stdout.is_empty(), "nothing was scored");
 }
+
+#[test]
+fn workers_are_capped_by_the_memory_limit_at_the_models_size() {
+    // A 100 MB (sparse) weights file that the model does not read makes the model's size ~100 MB.
+    let dir = common::copy_fixture("tiny");
+    std::fs::File::create(dir.path().join("model.onnx.data")).unwrap().set_len(100 << 20).unwrap();
+    let mut child = in_dir(dir.path())
+        .env("SENTIMIENTO_MEMORY_MB", "250")
+        .args(["predict", "--workers", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(items(20).as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 20);
+    let warning =
+        "--workers 4 is more than the memory limit (250 MB at ~100 MB per worker) allows; running 2";
+    assert!(stderr.contains(warning), "{stderr}");
+}
