@@ -4,18 +4,24 @@
 //! A bounded pipeline of small stages: read -> workers -> ordered write. At most `WINDOW_PER_WORKER`
 //! lines per worker are between reading and writing at any time (the reader takes a token per line,
 //! the writer gives it back), so a slow text cannot make the others pile up. A stop request
-//! (SIGINT/SIGTERM) ends the reading; the lines being answered are finished and written, those
-//! still queued are dropped, so the output holds whole lines only, in order, and `--resume`
-//! carries on after the last one.
+//! (SIGINT/SIGTERM) ends the run: the workers finish the line in hand and take no other, the
+//! writer writes what is in order and ends, and with it go the tokens the reader waits for. So
+//! the output holds whole lines only, in order, and `--resume` carries on after the last one. A
+//! write error (disk full, closed pipe) stops the run the same way, at once.
+
+mod files;
+mod resume;
+pub mod workers;
+
+pub use files::Files;
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -27,6 +33,11 @@ use crate::request::check_input;
 
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
 const WINDOW_PER_WORKER: usize = 64;
+
+/// How often an idle worker looks at the stop flag. Only a worker with nothing to do waits this
+/// long, and only when the reader cannot end the run itself: blocked reading a stdin that sends
+/// nothing, which no signal interrupts.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
@@ -66,63 +77,85 @@ enum Answer {
     Error { error: ErrorDetail },
 }
 
-pub fn run(model: Arc<Model>, options: &Options, stop: Arc<AtomicBool>) -> io::Result<Summary> {
-    let workers = options.workers.max(1);
-    let (mut output, resumed) = open_output(options)?;
-    let mut input = open_input(options)?;
-    for _ in 0..resumed {
-        if read_line(&mut input)?.is_none() {
-            break;
-        }
+type Job = (u64, Vec<u8>);
+type Done = (u64, String, bool);
+
+/// Scores `files` (opened by `Files::open`) until the input ends, `stop` is set, or a write fails
+/// (the error then names the output and keeps its kind: `BrokenPipe` when the reader went away).
+pub fn run(
+    model: Arc<Model>,
+    mut files: Files,
+    options: &Options,
+    stop: Arc<AtomicBool>,
+) -> io::Result<Summary> {
+    if stop.load(Ordering::Relaxed) {
+        // Stopped while the model loaded: the output is not even created (truncated).
+        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true });
     }
-    let progress = Progress::new(options);
+    let workers = options.workers.max(1);
+    let name = files.output_name();
+    let output = files.create()?;
+    let progress = Arc::new(Progress::new(options));
     let window = workers * WINDOW_PER_WORKER;
     let (tokens_tx, tokens_rx) = sync_channel::<()>(window);
     for _ in 0..window {
         tokens_tx.send(()).expect("the window has room for its tokens");
     }
-    let (jobs_tx, jobs_rx) = sync_channel::<(u64, Vec<u8>)>(window);
-    let (done_tx, done_rx) = sync_channel::<(u64, String, bool)>(window);
-    let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-    let (stop, progress_ref) = (&*stop, &progress);
-    std::thread::scope(|scope| {
-        // The reader owns the sending end of the jobs: when it stops, the workers drain and stop.
-        let reader = scope.spawn(move || read_all(input.as_mut(), &jobs_tx, &tokens_rx, stop, progress_ref));
+    let (jobs_tx, jobs_rx) = sync_channel::<Job>(window);
+    let (done_tx, done_rx) = sync_channel::<Done>(window);
+    // Not scoped: after a stop it may be blocked reading stdin, and the run does not wait for it.
+    let reader = {
+        let (stop, progress, input) = (stop.clone(), progress.clone(), files.input);
+        std::thread::spawn(move || read_all(input, &jobs_tx, &tokens_rx, &stop, &progress))
+    };
+    let jobs_rx = Mutex::new(jobs_rx);
+    let written = std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (jobs, done, model) = (jobs_rx.clone(), done_tx.clone(), model.clone());
-            scope.spawn(move || work(&model, &jobs, &done, options.include_sentence, stop));
+            let (jobs, done, model, stop) = (&jobs_rx, done_tx.clone(), &*model, &*stop);
+            scope.spawn(move || work(model, jobs, &done, options.include_sentence, stop));
         }
         drop(done_tx);
-        let written = write_in_order(&mut output, &done_rx, &tokens_tx, &progress);
-        let read = reader.join().expect("the reader does not panic")?;
-        progress.finish();
-        let (written, bad) = written?;
-        Ok(Summary { written, bad, resumed, interrupted: read.interrupted })
-    })
+        write_in_order(output, done_rx, tokens_tx, &progress, &stop)
+    });
+    progress.finish();
+    let (written, bad) =
+        written.map_err(|e| io::Error::new(e.kind(), format!("cannot write {name}: {e}")))?;
+    // Without a stop the workers ended because the reader did.
+    let read = match !stop.load(Ordering::Relaxed) || reader.is_finished() {
+        true => Some(reader.join().expect("the reader does not panic")?),
+        false => None,
+    };
+    let complete = read.is_some_and(|r| r.at_end && r.lines == written);
+    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete })
 }
 
 struct ReadEnd {
-    interrupted: bool,
+    lines: u64,
+    /// The input ended (rather than the run).
+    at_end: bool,
 }
 
 fn read_all(
-    input: &mut dyn BufRead,
-    jobs: &SyncSender<(u64, Vec<u8>)>,
+    mut input: Box<dyn BufRead + Send>,
+    jobs: &SyncSender<Job>,
     tokens: &Receiver<()>,
     stop: &AtomicBool,
     progress: &Progress,
 ) -> io::Result<ReadEnd> {
     let mut n = 0;
     loop {
+        // The writer drops the tokens when it ends, so this wait ends with the run.
         if tokens.recv().is_err() || stop.load(Ordering::Relaxed) {
-            return Ok(ReadEnd { interrupted: stop.load(Ordering::Relaxed) });
+            return Ok(ReadEnd { lines: n, at_end: false });
         }
-        let Some(line) = read_line(input)? else {
-            return Ok(ReadEnd { interrupted: false });
+        let Some(line) = read_line(input.as_mut())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot read the input: {e}")))?
+        else {
+            return Ok(ReadEnd { lines: n, at_end: true });
         };
         progress.read(line.len() + 1);
         if jobs.send((n, line)).is_err() {
-            return Ok(ReadEnd { interrupted: true });
+            return Ok(ReadEnd { lines: n, at_end: false });
         }
         n += 1;
     }
@@ -151,21 +184,28 @@ fn read_line(input: &mut dyn BufRead) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(line))
 }
 
-/// Answers lines until the reader is done. After a stop request the lines still queued are
-/// dropped: the writer then ends at the first gap, so the output stays whole lines in order.
+/// Answers lines until the reader is done or a stop request: then the line in hand is finished
+/// and the queued ones are left, so the writer ends at the first gap with whole lines in order.
 fn work(
     model: &Model,
-    jobs: &Mutex<Receiver<(u64, Vec<u8>)>>,
-    done: &SyncSender<(u64, String, bool)>,
+    jobs: &Mutex<Receiver<Job>>,
+    done: &SyncSender<Done>,
     sentence: bool,
     stop: &AtomicBool,
 ) {
     loop {
-        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok((n, raw)) = job else { return };
-        if stop.load(Ordering::Relaxed) {
-            continue; // drained without answering, so that the reader is never blocked
-        }
+        let job = {
+            let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            jobs.recv_timeout(STOP_POLL)
+        };
+        let (n, raw) = match job {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let (line, bad) = match serde_json::from_slice::<Value>(&raw) {
             Ok(item) => answer(model, &item, sentence),
             Err(e) if raw.len() > MAX_BODY_BYTES => {
@@ -217,9 +257,27 @@ fn refusal(error: ApiError) -> (String, bool) {
     (serde_json::to_string(&line).expect("errors serialise"), true)
 }
 
+/// Writes the answers in input order until the workers end. A write error stops the run at once:
+/// the stop flag ends the workers after their line in hand, and the results and tokens dropped
+/// here end the reader, so nobody waits on a writer that is gone.
 fn write_in_order(
+    mut output: Box<dyn Write + Send>,
+    done: Receiver<Done>,
+    tokens: SyncSender<()>,
+    progress: &Progress,
+    stop: &AtomicBool,
+) -> io::Result<(u64, u64)> {
+    let written =
+        write_lines(output.as_mut(), &done, &tokens, progress).and_then(|w| output.flush().map(|()| w));
+    if written.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    written
+}
+
+fn write_lines(
     output: &mut dyn Write,
-    done: &Receiver<(u64, String, bool)>,
+    done: &Receiver<Done>,
     tokens: &SyncSender<()>,
     progress: &Progress,
 ) -> io::Result<(u64, u64)> {
@@ -236,50 +294,7 @@ fn write_in_order(
             let _ = tokens.send(());
         }
     }
-    output.flush()?;
     Ok((next, bad))
-}
-
-fn open_input(options: &Options) -> io::Result<Box<dyn BufRead + Send>> {
-    Ok(match &options.input {
-        Some(path) => Box::new(BufReader::with_capacity(1 << 16, File::open(path)?)),
-        None => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
-    })
-}
-
-/// The output, and how many whole lines an interrupted earlier run left in it (`--resume`: a
-/// partial last line is cut off and written again).
-fn open_output(options: &Options) -> io::Result<(Box<dyn Write + Send>, u64)> {
-    let Some(path) = &options.output else {
-        return Ok((Box::new(BufWriter::new(io::stdout())), 0));
-    };
-    if !options.resume || !path.exists() {
-        return Ok((Box::new(BufWriter::new(File::create(path)?)), 0));
-    }
-    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-    let (whole, end) = whole_lines(&mut file)?;
-    file.set_len(end)?;
-    file.seek(SeekFrom::End(0))?;
-    Ok((Box::new(BufWriter::new(file)), whole))
-}
-
-/// (number of newline-terminated lines, byte offset just after the last of them).
-fn whole_lines(file: &mut File) -> io::Result<(u64, u64)> {
-    let (mut lines, mut end, mut offset) = (0, 0, 0u64);
-    let mut buffer = vec![0; 1 << 16];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            return Ok((lines, end));
-        }
-        for (i, &byte) in buffer[..n].iter().enumerate() {
-            if byte == b'\n' {
-                lines += 1;
-                end = offset + i as u64 + 1;
-            }
-        }
-        offset += n as u64;
-    }
 }
 
 /// A bar on stderr when it is a terminal: texts done, texts/s, and the ETA when the input is a file.
@@ -328,6 +343,7 @@ fn style(template: &str) -> indicatif::ProgressStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufReader;
 
     #[test]
     fn an_over_long_line_is_cut_and_the_next_line_read_whole() {
@@ -338,18 +354,5 @@ mod tests {
         assert_eq!(read_line(&mut reader).unwrap().unwrap(), br#"{"text": "ok"}"#);
         assert_eq!(read_line(&mut reader).unwrap().unwrap(), b"last");
         assert_eq!(read_line(&mut reader).unwrap(), None);
-    }
-
-    #[test]
-    fn resume_counts_whole_lines_and_cuts_a_partial_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
-        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\"").unwrap();
-        let options = Options { output: Some(path.clone()), resume: true, ..Default::default() };
-        let (mut out, whole) = open_output(&options).unwrap();
-        assert_eq!(whole, 2);
-        out.write_all(b"{\"c\":3}\n").unwrap();
-        drop(out);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
     }
 }

@@ -44,6 +44,12 @@ impl PredictArgs {
                         n.parse().ok().filter(|&n| n > 0).ok_or(format!("--workers {n:?}"))?;
                 }
                 "--" => parsed.texts.extend(args.by_ref().cloned()),
+                // A mistyped option (`--worker 2`) would otherwise be scored as two texts.
+                option if option.starts_with('-') => {
+                    return Err(format!(
+                        "unknown option {option:?} (a TEXT that starts with - goes after --)"
+                    ))
+                }
                 _ => parsed.texts.push(arg.clone()),
             }
         }
@@ -81,32 +87,54 @@ pub async fn predict(models: &'static Registry, args: &PredictArgs) -> Result<St
     }
 }
 
-/// Bulk scoring runs one ONNX Runtime session per worker; `--workers` defaults to the cores
-/// this process may use (cgroup quota included).
+/// Bulk scoring runs one ONNX Runtime session per worker: `--workers` (default: the cores this
+/// process may use, cgroup quota included) is capped by cores and by the memory limit at the
+/// model's size (bulk/workers.rs), with a warning when that is fewer than asked.
 pub fn bulk_settings(mut settings: Settings, args: &mut PredictArgs) -> Settings {
-    if args.bulk.workers == 0 {
-        args.bulk.workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory_mb = settings.memory_budget_mb.or_else(bulk::workers::memory_limit_mb);
+    // Only the directory listing: nothing is loaded.
+    let per_worker_mb = Registry::new(settings.clone())
+        .resolve(args.task.as_deref(), args.lang.as_deref())
+        .map_or(0.0, |entry| entry.footprint_mb());
+    let count = bulk::workers::count(args.bulk.workers, cores, memory_mb, per_worker_mb);
+    if let Some(warning) = &count.warning {
+        eprintln!("warning: {warning}");
     }
-    settings.sessions = args.bulk.workers;
+    args.bulk.workers = count.workers;
+    settings.sessions = count.workers;
     settings
 }
 
-/// `models` must come from `bulk_settings`, so that each worker has a session of its own.
-pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::Summary, String> {
+/// How bulk scoring failed.
+#[derive(Debug)]
+pub enum BulkError {
+    /// The output's reader went away (EPIPE, as in `predict < big.jsonl | head -2`): shells expect
+    /// the quiet end SIGPIPE would have given, which Rust's ignored SIGPIPE turns into this error.
+    OutputClosed,
+    Failed(String),
+}
+
+/// `models` must come from `bulk_settings`, so that each worker has a session of its own. The
+/// files are checked (same file, `--resume`'s lines) before the model loads, and the output is
+/// opened for writing only after it has.
+pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::Summary, BulkError> {
     let options = args.bulk;
-    let entry = models.resolve(args.task.as_deref(), args.lang.as_deref()).map_err(|e| e.message())?;
-    let model = models.get(entry).await.map_err(|e| e.message())?;
     let stop = Arc::new(AtomicBool::new(false));
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        crate::server::shutdown_signal().await;
-        on_signal.store(true, Ordering::Relaxed);
-    });
+    tokio::spawn(on_signals(stop.clone()));
+    let entry = models
+        .resolve(args.task.as_deref(), args.lang.as_deref())
+        .map_err(|e| BulkError::Failed(e.message()))?;
+    let files = bulk::Files::open(&options).map_err(|e| BulkError::Failed(e.to_string()))?;
+    let model = models.get(entry).await.map_err(|e| BulkError::Failed(e.message()))?;
     let started = Instant::now();
-    let summary = tokio::task::spawn_blocking(move || bulk::run(model, &options, stop))
+    let summary = tokio::task::spawn_blocking(move || bulk::run(model, files, &options, stop))
         .await
-        .map_err(|e| format!("bulk scoring panicked: {e}"))?
-        .map_err(|e| format!("bulk scoring failed: {e}"))?;
+        .map_err(|e| BulkError::Failed(format!("bulk scoring panicked: {e}")))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => BulkError::OutputClosed,
+            _ => BulkError::Failed(e.to_string()),
+        })?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         event = "bulk_done",
@@ -118,6 +146,23 @@ pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::
         texts_per_s = summary.written as f64 / seconds.max(1e-9),
     );
     Ok(summary)
+}
+
+/// The first SIGTERM or SIGINT stops the run after the lines in hand (their answers written);
+/// a second exits at once with status 130, for whoever will not wait for them. Whatever of a
+/// line the output then ends with, `--resume` cuts and writes again.
+async fn on_signals(stop: Arc<AtomicBool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Both listeners are made once, so a second signal that comes at once is not missed.
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!(event = "shutdown_signal");
+    stop.store(true, Ordering::Relaxed);
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    std::process::exit(130);
 }
 
 /// Field order as documented: the input first.
@@ -161,6 +206,25 @@ pub fn preprocess(lang: Lang, input: impl BufRead, mut output: impl Write) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str]) -> Result<PredictArgs, String> {
+        PredictArgs::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn an_unknown_option_is_refused_and_a_text_that_starts_with_a_dash_comes_after_dashes() {
+        let error = parse(&["--worker", "2", "--input", "f"]).unwrap_err();
+        assert!(error.contains("unknown option \"--worker\""), "{error}");
+        assert!(parse(&["-x"]).unwrap_err().contains("\"-x\""));
+        assert!(parse(&["hola", "-"]).is_err());
+        let texts = parse(&["--lang", "es", "--", "--worker", "-1", "hola"]).unwrap();
+        assert_eq!(
+            (texts.texts, texts.lang.as_deref()),
+            (vec!["--worker".into(), "-1".into(), "hola".into()], Some("es"))
+        );
+        let bulk = parse(&["--workers", "2", "--input", "f", "--resume", "--output", "o"]).unwrap();
+        assert_eq!((bulk.bulk.workers, bulk.bulk.resume, bulk.texts.len()), (2, true, 0));
+    }
 
     #[test]
     fn preprocess_writes_one_line_per_input_line_in_order() {

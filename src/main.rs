@@ -13,17 +13,23 @@ use sentimiento::{cli, lambda, logging, server};
 /// The one process-wide place that holds the models.
 static MODELS: OnceLock<Registry> = OnceLock::new();
 
-const USAGE: &str = "usage: sentimiento [serve | predict [--task T] [--lang L] [--include-sentence] [TEXT...] | preprocess [--lang es] | help]
+const USAGE: &str =
+    "usage: sentimiento [serve | predict [OPTIONS] [--] [TEXT...] | preprocess [--lang es] | help]
   (no command)    the Lambda runtime under AWS Lambda, else `serve`
   serve           HTTP server on $PORT (default 8080): POST /predict, GET /health, /info, /metrics,
                   /openapi.json and the playground at /
   predict TEXT    print the prediction for TEXT (several TEXTs: a batch) as JSON; --task and
                   --lang choose the model when MODEL_DIR holds several (MODEL_DIR/<task>/<lang>/);
-                  --include-sentence adds the preprocessed text
+                  --include-sentence adds the preprocessed text; a TEXT that starts with - goes
+                  after --, and any other argument that does is refused as an unknown option
   predict         with no TEXT: JSON Lines {\"text\", \"id\"} from stdin (--input FILE) to one answer
-                  line each, in order, on stdout (--output FILE); --workers N (default: the
-                  cores available), --resume continues an interrupted --output; exit 1 if a line
-                  was bad (its error is in place), 130 if a signal stopped it
+                  line each, in order, on stdout (--output FILE, never the input itself);
+                  --workers N (default: the cores available; at most 4 per core and what the
+                  memory limit holds at the model's size, with a warning), --resume continues an
+                  interrupted --output (refused if its lines are not answers to the input's first
+                  lines); exit 1 if a line was bad (its error is in place) or the output cannot be
+                  written, 130 if a signal stopped it (a second signal: at once), 141 quietly if
+                  the reader of stdout went away
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,
@@ -109,7 +115,10 @@ async fn run() -> ExitCode {
                 }
                 Err(json) => fail(&json),
             },
-            Err(e) => fail(&e),
+            Err(e) => {
+                eprintln!("error: {e}\n{USAGE}");
+                ExitCode::from(2)
+            }
         },
         ["preprocess"] => preprocess("es"),
         ["preprocess", "--lang", lang] => preprocess(lang),
@@ -155,14 +164,17 @@ async fn serve(models: &'static Registry, port: u16) -> ExitCode {
     }
 }
 
-/// Exit status 1 when a line was bad (its error is in place in the output), 130 when a signal
-/// stopped the run (the output holds whole lines; `--resume` carries on).
+/// Exit status 1 when a line was bad (its error is in place in the output) or the run failed,
+/// 130 when a signal stopped it (the output holds whole lines; `--resume` carries on), and 141
+/// (128 + SIGPIPE), without a word, when the reader of the output went away: what a shell sees
+/// of a tool that SIGPIPE ended, as in `... | head -2`.
 async fn bulk(models: &'static Registry, args: cli::PredictArgs) -> ExitCode {
     match cli::bulk(models, args).await {
         Ok(summary) if summary.interrupted => ExitCode::from(130),
         Ok(summary) if summary.bad > 0 => fail(&format!("{} input lines got an error in place", summary.bad)),
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(cli::BulkError::OutputClosed) => ExitCode::from(141),
+        Err(cli::BulkError::Failed(e)) => fail(&e),
     }
 }
 
