@@ -22,11 +22,14 @@ import make_trained  # noqa: E402
 
 TASKS = {"sentiment-es": "sentiment", "hate_speech-es": "hate_speech", "ner-es": "ner"}
 LANG = "es"
-# Today's default (dynamic int8, per channel), measured 2026-12-01 on these checkpoints and texts:
-# sentiment TODO, multi-label TODO, words TODO. Floors a little under those, so that a change for the
-# worse fails; the issue's targets (>= 99.5 % labels, max |dp| <= 0.03) are for the precision
-# change it asks for next, which today's int8 does not meet.
-INT8_FLOORS = {"sentiment-es": (0.9, 0.3), "hate_speech-es": (0.9, 0.3), "ner-es": (0.9, 0.3)}
+# Today's default (dynamic int8, per channel) on these checkpoints and texts, measured 2026-12-01
+# (target/pysentimiento-trained/figures.json): sentiment 97.95 % same labels, max |dp| 0.119;
+# multi-label 99.55 % (all five labels), 0.032; words 98.49 % labelled alike, 0.42 (384/440 texts
+# identical). Floors a little under those, so that a change for the worse fails. The issue's
+# targets (>= 99.5 % labels, >= 99 % words, max |dp| <= 0.03) are for the precision change it asks
+# for next: today's int8 meets only the multi-label's label target.
+INT8_FLOORS = {"sentiment-es": (0.97, 0.2), "hate_speech-es": (0.985, 0.08), "ner-es": (0.97, 0.6)}
+ISSUE_TARGETS = {"label_agreement": 0.995, "word_agreement": 0.99, "max_abs_dp": 0.03}
 
 
 def default_precision(checkpoint, task, out):
@@ -41,7 +44,8 @@ def main():
     trained = make_trained.build(wheel, evomsa, cache)
     print(f"trained checkpoints in {trained} ({time.monotonic() - start:.0f} s; training times in trained.json)")
     inputs = check.texts()
-    figures = {"texts": len(inputs), "training": json.loads((trained / "trained.json").read_text())}
+    figures = {"texts": len(inputs), "training": json.loads((trained / "trained.json").read_text()),
+               "int8_floors": INT8_FLOORS, "issue_21_targets_for_a_later_precision": ISSUE_TARGETS}
     for name, task in TASKS.items():
         checkpoint = trained / name
         want = check.reference(checkpoint, task, LANG, inputs)
