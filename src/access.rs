@@ -96,11 +96,18 @@ pub fn preflight(
     Some(Ok(response))
 }
 
-/// Lets the browser page at `origin` read this response, and its request id.
-pub fn allow_origin(headers: &mut HeaderMap, origin: HeaderValue) {
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id"));
+/// With an allow-list, every answer depends on the request's `Origin`: `Vary: Origin` on all of
+/// them (those to other or no origins too), so that a shared cache never hands one origin's answer
+/// to another; and the page at an allowed `origin` may read this one, and its request id.
+pub fn answer_origin(headers: &mut HeaderMap, origins: &[String], origin: Option<HeaderValue>) {
+    if origins.is_empty() {
+        return;
+    }
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("x-request-id"));
+    }
 }
 
 #[cfg(test)]

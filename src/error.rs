@@ -12,7 +12,7 @@ pub struct ErrorDetail {
 pub enum ApiError {
     /// The body is not JSON (syntax error, not UTF-8).
     InvalidJson(String),
-    /// JSON, but not the shape `/predict` takes.
+    /// JSON, but not the shape `/predict` takes; or a request HTTP itself refuses (no Host, two).
     InvalidRequest(String),
     /// No model is served for the `task` and `lang` the request named (the message lists them).
     UnknownModel(String),
@@ -29,6 +29,8 @@ pub enum ApiError {
     RequestTimeout(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// An `Expect` other than `100-continue` (plain HTTP server).
+    ExpectationFailed(String),
     /// The model (or ONNX Runtime) cannot be loaded; the next request tries again.
     ModelUnavailable(String),
     /// Too many requests in flight (plain HTTP server): try again shortly.
@@ -50,6 +52,7 @@ impl ApiError {
             Self::RequestTimeout(_) => 408,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
+            Self::ExpectationFailed(_) => 417,
             Self::Internal(_) => 500,
             Self::ModelUnavailable(_) | Self::Overloaded(_) => 503,
             // nginx's "client closed request": only ever logged.
@@ -69,6 +72,7 @@ impl ApiError {
             Self::RequestTimeout(_) => "request_timeout",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::ExpectationFailed(_) => "expectation_failed",
             Self::ModelUnavailable(_) => "model_unavailable",
             Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal_error",
@@ -91,6 +95,7 @@ impl ApiError {
             | Self::RequestTimeout(m)
             | Self::PayloadTooLarge(m)
             | Self::UnsupportedMediaType(m)
+            | Self::ExpectationFailed(m)
             | Self::ModelUnavailable(m)
             | Self::Overloaded(m)
             | Self::Internal(m) => m.clone(),
@@ -132,6 +137,7 @@ mod tests {
             ApiError::RequestTimeout("x".into()),
             ApiError::PayloadTooLarge("x".into()),
             ApiError::UnsupportedMediaType("x".into()),
+            ApiError::ExpectationFailed("x".into()),
         ];
         assert!(client.iter().all(|e| (400..500).contains(&e.status())));
         assert_eq!(ApiError::ModelUnavailable("x".into()).status(), 503);

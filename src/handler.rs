@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use aws_lambda_events::encodings::Body;
 use lambda_http::http::{header, HeaderValue, Method, Request, Response};
+use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use serde::Serialize;
 use tracing::Instrument;
@@ -74,8 +75,11 @@ where
 struct Seen {
     id: String,
     started: Instant,
-    method: Method,
+    /// The method's name as logged: cut, since hyper lets a name fill its whole header buffer.
+    method: String,
     path: String,
+    /// The route the request named (`endpoint_of`), for the metrics.
+    endpoint: String,
     body_bytes: usize,
     /// The request's `Origin`, when it is allowed to read the answer (CORS).
     origin: Option<HeaderValue>,
@@ -86,8 +90,9 @@ impl Seen {
         Self {
             id: request_id::of(req),
             started: Instant::now(),
-            method: req.method().clone(),
+            method: shortened(req.method()),
             path: req.uri().path().to_owned(),
+            endpoint: endpoint_of(req).to_owned(),
             body_bytes: req.body().len(),
             origin: access::allowed_origin(&models.settings().cors_origins, req.headers()),
         }
@@ -103,7 +108,7 @@ fn finish(models: &Registry, seen: &Seen, result: Result<Response<Body>, ApiErro
     // Lengths and counts only: users' texts never reach the logs.
     let (method, path, body_bytes) = (&seen.method, seen.path.as_str(), seen.body_bytes);
     tracing::info!(event = "request", method = %method, path, status, body_bytes, ms = seconds * 1e3);
-    let route = match endpoint(path) {
+    let route = match seen.endpoint.as_str() {
         "" => "playground",
         name => name,
     };
@@ -112,9 +117,7 @@ fn finish(models: &Registry, seen: &Seen, result: Result<Response<Body>, ApiErro
     if let Ok(id) = HeaderValue::from_str(&seen.id) {
         headers.insert(request_id::HEADER, id);
     }
-    if let Some(origin) = seen.origin.clone() {
-        access::allow_origin(headers, origin);
-    }
+    access::answer_origin(headers, &models.settings().cors_origins, seen.origin.clone());
     response
 }
 
@@ -155,10 +158,46 @@ fn content(status: u16, content_type: &'static str, body: String) -> Response<Bo
         .expect("static status and header are valid")
 }
 
-/// The last path segment, on which requests are routed, so that API Gateway stage names and
-/// custom-domain base paths (`/prod/predict`, `/api/v1/predict`) reach the same endpoint.
+/// The routes, by name: the last segment of their path.
+const ROUTES: [&str; 5] = ["predict", "health", "info", "metrics", "openapi.json"];
+
+/// The route a path names: its last segment, so that API Gateway stage names and custom-domain
+/// base paths (`/prod/predict`, `/api/v1/predict`) reach the same endpoint. A path that ends in `/`
+/// is a directory, the playground's place under any base path (`/`, `/prod/`, `//`): it names the
+/// playground (`""`) unless its last segment is a route (`/health/` is `/health`).
 pub fn endpoint(path: &str) -> &str {
-    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    match path.ends_with('/') && !ROUTES.contains(&last) {
+        true => "",
+        false => last,
+    }
+}
+
+/// The route a request names: its path's (`endpoint`), except that on Lambda the root of a named
+/// stage without its slash (`https://.../prod`, which lambda_http makes `/prod/prod`) is the
+/// playground too, as the stage's `/prod/` is.
+fn endpoint_of<B>(req: &Request<B>) -> &str {
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
+        _ => None,
+    };
+    let raw = req.raw_http_path().trim_matches('/');
+    match stage {
+        Some(stage) if stage != "$default" && (raw.is_empty() || raw == stage) => "",
+        _ => endpoint(req.uri().path()),
+    }
+}
+
+/// At most this many characters of a method name go into an error message or a log line.
+const METHOD_SHOWN: usize = 16;
+
+fn shortened(method: &Method) -> String {
+    let name = method.as_str();
+    match name.char_indices().nth(METHOD_SHOWN) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
 }
 
 const GET: &[Method] = &[Method::GET, Method::HEAD];
@@ -171,21 +210,26 @@ async fn route(
     if let Some(answer) = access::preflight(&models.settings().cors_origins, req.method(), req.headers()) {
         return answer;
     }
-    let path = req.uri().path().trim_end_matches('/');
+    let path = req.uri().path();
     let on_lambda = req.lambda_context_ref().is_some();
-    match endpoint(path) {
+    match endpoint_of(&req) {
         "predict" => {
             allow(req.method(), &[Method::POST], "POST")?;
             Ok(json_response(200, predict(models, &req, ticket).await?))
         }
-        "health" => allow(req.method(), GET, "GET").map(|()| json_response(200, status::health(models).to_string())),
-        "info" => allow(req.method(), GET, "GET").map(|()| json_response(200, status::info(models, on_lambda).to_string())),
+        "health" => {
+            allow(req.method(), GET, "GET").map(|()| json_response(200, status::health(models).to_string()))
+        }
+        "info" => allow(req.method(), GET, "GET")
+            .map(|()| json_response(200, status::info(models, on_lambda).to_string())),
         "metrics" => allow(req.method(), GET, "GET")
             .map(|()| content(200, crate::metrics::CONTENT_TYPE, models.metrics().render())),
         "openapi.json" => allow(req.method(), GET, "GET").map(|()| json_response(200, OPENAPI.into())),
-        "" => allow(req.method(), GET, "GET").map(|()| content(200, "text/html; charset=utf-8", PLAYGROUND.into())),
+        "" => allow(req.method(), GET, "GET")
+            .map(|()| content(200, "text/html; charset=utf-8", PLAYGROUND.into())),
         _ => Err(ApiError::NotFound(format!(
-            "no route {path:?}; use POST /predict, GET /health, /info, /metrics, /openapi.json or / (the playground)"
+            "no route {path:?}; use POST /predict, GET /health, /info, /metrics, /openapi.json or a path \
+             ending in / (the playground)"
         ))),
     }
 }
@@ -193,7 +237,7 @@ async fn route(
 fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(), ApiError> {
     match allowed.contains(method) {
         true => Ok(()),
-        false => Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed: names }),
+        false => Err(ApiError::MethodNotAllowed { method: shortened(method), allowed: names }),
     }
 }
 

@@ -12,6 +12,8 @@
 //!   hangs up; a request that waited `queue_timeout` for the model is shed with a 503;
 //! - only `POST /predict` reads a body and takes a slot: `/health` and the other GET routes answer
 //!   from memory, so a busy instance is not taken for a dead one;
+//! - what HTTP asks of every request and hyper does not check (one valid Host, no expectation but
+//!   `100-continue`) is checked first, before the key, the body or any work;
 //! - with `SENTIMIENTO_API_KEY` set, `/predict` and `/metrics` without the key get a 401 before
 //!   their body is read (access.rs).
 //!
@@ -29,7 +31,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::http::{header, request::Parts, Method, Request, Response};
+use lambda_http::http::uri::Authority;
+use lambda_http::http::{header, request::Parts, HeaderValue, Method, Request, Response, Version};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -107,7 +110,9 @@ async fn respond(
     let name = endpoint(parts.uri.path());
     // `_client` lives as long as this future: hyper drops it when the client hangs up.
     let mut _client = None;
-    let admitted = match access::authorize(settings.api_key.as_ref(), &parts.method, name, &parts.headers) {
+    let checked = check_head(&parts)
+        .and_then(|()| access::authorize(settings.api_key.as_ref(), &parts.method, name, &parts.headers));
+    let admitted = match checked {
         Err(refusal) => Err(refusal),
         // Only predictions read a body and wait for the model; the rest answer from memory.
         Ok(()) if name != "predict" || parts.method != Method::POST => Ok((Body::Empty, Ticket::unlimited())),
@@ -122,6 +127,67 @@ async fn respond(
         Err(refusal) => handle_with(models, Request::from_parts(parts, Body::Empty), Err(refusal)).await,
     };
     response.map(|body| Full::new(Bytes::copy_from_slice(&body)))
+}
+
+/// What HTTP itself asks of every request, and hyper lets through: exactly one Host with a valid
+/// value (RFC 9112 3.2: else 400; an HTTP/1.0 request may have none, and an empty one is allowed),
+/// and no expectation but `100-continue` (RFC 9110 10.1.1: else 417).
+fn check_head(parts: &Parts) -> Result<(), ApiError> {
+    let hosts: Vec<&HeaderValue> = parts.headers.get_all(header::HOST).iter().collect();
+    match hosts[..] {
+        [] if parts.version < Version::HTTP_11 => {}
+        [] => return Err(ApiError::InvalidRequest("an HTTP/1.1 request needs a Host header".into())),
+        [host] if valid_host(host) => {}
+        [host] => {
+            return Err(ApiError::InvalidRequest(format!(
+                "the Host header {} is not a host[:port]",
+                shown(&String::from_utf8_lossy(host.as_bytes()))
+            )))
+        }
+        _ => {
+            let n = hosts.len();
+            return Err(ApiError::InvalidRequest(format!(
+                "a request needs one Host header; this one has {n}"
+            )));
+        }
+    }
+    for value in parts.headers.get_all(header::EXPECT) {
+        let members = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let unmet = members
+            .split(',')
+            .map(str::trim)
+            .find(|m| !m.is_empty() && !m.eq_ignore_ascii_case("100-continue"));
+        if let Some(member) = unmet {
+            return Err(ApiError::ExpectationFailed(format!(
+                "the only expectation met here is 100-continue; this request expects {}",
+                shown(member)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `uri-host [":" port]`, or empty (RFC 9112 3.2, for a target with no authority).
+fn valid_host(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else { return false };
+    let Ok(authority) = text.parse::<Authority>() else { return text.is_empty() };
+    // What follows the host: nothing, or a port that fits 16 bits (`Authority` takes `:99999`).
+    let port = |rest: &str| {
+        rest.bytes().all(|b| b.is_ascii_digit()) && (rest.is_empty() || rest.parse::<u16>().is_ok())
+    };
+    !text.contains('@')
+        && match text[authority.host().len()..].strip_prefix(':') {
+            None => text.len() == authority.host().len(),
+            Some(rest) => port(rest),
+        }
+}
+
+/// A header value as an error message quotes it: its first 64 characters.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
 }
 
 /// The body, read within its deadline, and then a slot for the work.
@@ -186,4 +252,20 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
     }
     tracing::info!(event = "shutdown_signal");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_a_host_and_an_optional_port() {
+        let valid = |text: &str| valid_host(&HeaderValue::from_str(text).unwrap());
+        for good in ["localhost", "localhost:8080", "127.0.0.1:80", "[::1]:80", "xn--bcher-kva.example", ""] {
+            assert!(valid(good), "{good:?}");
+        }
+        for bad in ["x?", "a b", "example.com:99999", "example.com:abc", "[::1", "user@host", "h/p", "h#"] {
+            assert!(!valid(bad), "{bad:?}");
+        }
+    }
 }

@@ -215,3 +215,81 @@ async fn requests_that_waited_past_the_queue_deadline_are_shed_with_retry_after(
     }
     assert!(statuses.contains(&"200".into()) && statuses.contains(&"503".into()), "{statuses:?}");
 }
+
+/// RFC 9112 3.2: an HTTP/1.1 request has exactly one Host, else 400; HTTP/1.0 may omit it.
+#[tokio::test]
+async fn requests_without_exactly_one_valid_host_are_400() {
+    let addr = start(settings("tiny"), 4).await;
+    let body = json!({ "text": "hola" }).to_string();
+    let predict = |hosts: &str, version: &str| {
+        format!(
+            "POST /predict {version}\r\n{hosts}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+    };
+    for hosts in ["", "Host: a\r\nHost: b\r\n", "Host: a\r\nhost: a\r\n", "Host: x?\r\n", "Host: a b\r\n"] {
+        let (status, answer) =
+            timeout(Duration::from_secs(10), exchange(addr, &predict(hosts, "HTTP/1.1"), body.as_bytes()))
+                .await
+                .unwrap();
+        assert_eq!(status, 400, "{hosts:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{hosts:?}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("Host"), "{answer}");
+    }
+    for (hosts, version) in
+        [("Host: localhost:8080\r\n", "HTTP/1.1"), ("", "HTTP/1.0"), ("Host: \r\n", "HTTP/1.1")]
+    {
+        let (status, answer) = exchange(addr, &predict(hosts, version), body.as_bytes()).await;
+        assert_eq!(status, 200, "{hosts:?} {version}: {answer}");
+    }
+}
+
+/// RFC 9110 10.1.1: an expectation the server does not support is a 417, before any work.
+#[tokio::test]
+async fn an_expectation_other_than_100_continue_is_417() {
+    let addr = start(settings("tiny"), 4).await;
+    let body = json!({ "text": "hola" }).to_string();
+    for expect in ["200-ok", "100-continue, 200-ok"] {
+        let head =
+            post(body.len()).replace("Connection: close", &format!("Expect: {expect}\r\nConnection: close"));
+        let (status, answer) = exchange(addr, &head, body.as_bytes()).await;
+        assert_eq!(
+            (status, &answer["error"]["code"]),
+            (417, &json!("expectation_failed")),
+            "{expect}: {answer}"
+        );
+        assert!(answer["error"]["message"].as_str().unwrap().contains("200-ok"), "{answer}");
+    }
+    // The one expectation served: the answer follows hyper's `100 Continue`.
+    let head = post(body.len()).replace("Connection: close", "Expect: 100-Continue\r\nConnection: close");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    let reply = closed_within(&mut stream, Duration::from_secs(10)).await.expect("answered");
+    assert!(reply.contains("HTTP/1.1 200 OK"), "{reply}");
+}
+
+/// A method name can be as long as hyper's header buffer: the 405 and the log line keep a prefix.
+#[test]
+fn a_long_method_name_is_cut_in_the_405_and_the_log_line() {
+    let (mut server, addr) = serve_binary("tiny", &[]);
+    let method = "M".repeat(100_000);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let head = format!("{method} /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply =
+        runtime.block_on(async { timeout(Duration::from_secs(10), exchange(addr, &head, b"")).await });
+    server.kill().unwrap();
+    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
+    // A whole name in every log line once filled the stderr pipe and stalled the server.
+    let (status, answer) = reply.expect("answered within 10 s");
+    assert_eq!(status, 405, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 200 && message.contains("MMMM"), "{message}");
+    let line = logs.lines().find(|l| l.contains("\"event\":\"request\"")).expect("a request log line");
+    assert!(
+        line.len() < 1000 && line.contains("MMMM"),
+        "{} bytes: {}",
+        line.len(),
+        &line[..200.min(line.len())]
+    );
+}

@@ -330,3 +330,148 @@ async fn on_lambda_the_answer_carries_the_invocations_request_id() {
     assert_eq!(info["front_door"], "lambda");
     assert!(info["limits"].get("max_in_flight").is_none(), "the server's limits do not apply on Lambda");
 }
+
+/// The page under a stage or base path: any GET of a path ending in `/` is the playground, on the
+/// plain server as on Lambda, while the routes keep their answers whatever precedes them.
+#[tokio::test]
+async fn the_playground_answers_under_any_base_path_and_the_routes_keep_theirs() {
+    let models = common::cell(fixture("tiny"));
+    let page = |path: &'static str| async move {
+        let req = lambda_http::http::Request::builder().uri(path).body(lambda_http::Body::Empty).unwrap();
+        let response = sentimiento::handler::handle(models, req).await;
+        (response.status().as_u16(), response.headers().get("content-type").cloned())
+    };
+    for path in ["/", "//", "/prod/", "/prod//", "/api/v1/"] {
+        let (status, content_type) = page(path).await;
+        assert_eq!(status, 200, "GET {path}");
+        assert!(content_type.unwrap().to_str().unwrap().starts_with("text/html"), "GET {path}");
+    }
+    for (method, path, status) in [
+        ("GET", "/predict", 405),
+        ("GET", "/prod/predict", 405),
+        ("POST", "/prod/", 405),
+        ("GET", "/prod/health/", 200),
+        ("GET", "/nope", 404),
+        ("GET", "/prod/nope", 404),
+    ] {
+        let reply = common::call(models, method, path, None).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.json);
+    }
+}
+
+/// API Gateway puts the stage in the path (lambda_http adds it to REST paths): the stage's root,
+/// with or without its slash, is the playground.
+#[tokio::test]
+async fn on_lambda_the_playground_answers_at_a_stages_root() {
+    let models = common::cell(fixture("tiny"));
+    let rest = |path: &str| {
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("../../events/rest-health.json")).unwrap())
+                .unwrap();
+        (event["path"], event["resource"]) = (json!(path), json!(path));
+        event
+    };
+    let http = |raw_path: &str, stage: &str| {
+        let mut event: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("../../events/http-health.json")).unwrap())
+                .unwrap();
+        event["rawPath"] = json!(raw_path);
+        event["requestContext"]["http"]["path"] = json!(raw_path);
+        event["requestContext"]["stage"] = json!(stage);
+        event
+    };
+    for (event, what) in [
+        (rest("/"), "REST, stage prod, /"),
+        (http("/prod", "prod"), "HTTP API, /prod"),
+        (http("/prod/", "prod"), "HTTP API, /prod/"),
+        (http("/", "$default"), "HTTP API, $default stage"),
+    ] {
+        let raw = serde_json::value::RawValue::from_string(event.to_string()).unwrap();
+        let event = lambda_http::LambdaEvent::new(raw, lambda_http::Context::default());
+        let answer = sentimiento::lambda::dispatch(models, event).await.unwrap();
+        let answer: Value = serde_json::from_str(answer.get()).unwrap();
+        assert_eq!(answer["statusCode"], 200, "{what}: {answer}");
+        assert!(answer["body"].as_str().unwrap().contains("<textarea"), "{what}: {answer}");
+    }
+    let raw = serde_json::value::RawValue::from_string(http("/prod/nope", "prod").to_string()).unwrap();
+    let answer =
+        sentimiento::lambda::dispatch(models, lambda_http::LambdaEvent::new(raw, Default::default()))
+            .await
+            .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(answer.get()).unwrap()["statusCode"], 404);
+}
+
+/// The page's API calls resolve against its own URL: its `apiUrl`, run under node, keeps every
+/// call on the page's origin and in the page's directory wherever the page is served (at
+/// `http://h//` a plain `"//" + "predict"` was `http://predict/`, with the key), and refuses a
+/// URL that would leave the origin.
+#[test]
+fn the_playgrounds_api_calls_never_leave_its_origin() {
+    let page = include_str!("../src/web/playground.html");
+    let (_, script) =
+        page.split_once(r#"<script id="api-url">"#).expect("the page's URL logic in its own script");
+    let (script, _) = script.split_once("</script>").unwrap();
+    let checks = r#"
+        const cases = [
+          ["http://h/", "http://h/predict"], ["http://h//", "http://h/predict"],
+          ["http://h/prod/", "http://h/prod/predict"], ["http://h/prod//", "http://h/prod/predict"],
+          ["http://h/prod", "http://h/prod/predict"], ["http://h//evil.example/", "http://h/evil.example/predict"],
+          ["http://h///evil.example//x", "http://h/evil.example/x/predict"],
+          ["https://h:8443/a//b/?q=//x#//y", "https://h:8443/a/b/predict"],
+        ];
+        for (const [href, want] of cases) {
+          const got = apiUrl("predict", href).href;
+          if (got !== want) throw new Error(`at ${href}: ${got}, expected ${want}`);
+        }
+        for (const name of ["//evil.example/predict", "http://evil.example/", "https:evil.example"]) {
+          let refused = false;
+          try { apiUrl(name, "http://h/"); } catch (e) { refused = true; }
+          if (!refused) throw new Error(`${name} was not refused`);
+        }
+    "#;
+    let run = std::process::Command::new("node")
+        .arg("-e")
+        .arg(format!("{script}\n{checks}"))
+        .output()
+        .expect("node (v18+) runs the page's script");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+}
+
+#[tokio::test]
+async fn with_cors_every_answer_varies_on_origin() {
+    let mut settings = tiny();
+    settings.cors_origins = vec!["https://app.example".into()];
+    let addr = start(settings).await;
+    let predict = r#"{"text": "hola"}"#;
+    for (method, path, headers, body) in [
+        ("GET", "/health", vec![], ""),
+        ("GET", "/nope", vec![], ""),
+        ("POST", "/predict", vec![JSON], predict),
+        ("POST", "/predict", vec![JSON, "Origin: https://evil.example"], predict),
+        ("POST", "/predict", vec![JSON, "Origin: https://app.example"], predict),
+        (
+            "OPTIONS",
+            "/predict",
+            vec!["Origin: https://evil.example", "Access-Control-Request-Method: POST"],
+            "",
+        ),
+        (
+            "OPTIONS",
+            "/predict",
+            vec!["Origin: https://app.example", "Access-Control-Request-Method: POST"],
+            "",
+        ),
+    ] {
+        let answer = send(addr, method, path, &headers, body).await;
+        assert_eq!(
+            answer.headers.get("vary"),
+            Some(&vec!["Origin".to_string()]),
+            "{method} {path} {headers:?}"
+        );
+    }
+    let plain = start(tiny()).await;
+    assert_eq!(
+        send(plain, "GET", "/health", &["Origin: https://app.example"], "").await.header("vary"),
+        None
+    );
+}
