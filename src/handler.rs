@@ -90,8 +90,8 @@ impl Seen {
         Self {
             id: request_id::of(req),
             started: Instant::now(),
-            method: shortened(req.method()),
-            path: req.uri().path().to_owned(),
+            method: shortened(req.method().as_str(), METHOD_SHOWN),
+            path: shortened(req.uri().path(), PATH_SHOWN),
             endpoint: endpoint_of(req).to_owned(),
             body_bytes: req.body().len(),
             origin: access::allowed_origin(&models.settings().cors_origins, req.headers()),
@@ -189,14 +189,16 @@ fn endpoint_of<B>(req: &Request<B>) -> &str {
     }
 }
 
-/// At most this many characters of a method name go into an error message or a log line.
+/// At most this many characters of a method name, or of a path, go into an error message or a
+/// log line: hyper lets either fill its whole header buffer, and a 100 KB name logged on every
+/// request stalled the server behind its own stderr.
 const METHOD_SHOWN: usize = 16;
+const PATH_SHOWN: usize = 256;
 
-fn shortened(method: &Method) -> String {
-    let name = method.as_str();
-    match name.char_indices().nth(METHOD_SHOWN) {
-        Some((cut, _)) => format!("{}…", &name[..cut]),
-        None => name.to_owned(),
+fn shortened(text: &str, shown: usize) -> String {
+    match text.char_indices().nth(shown) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -228,8 +230,9 @@ async fn route(
         "" => allow(req.method(), GET, "GET")
             .map(|()| content(200, "text/html; charset=utf-8", PLAYGROUND.into())),
         _ => Err(ApiError::NotFound(format!(
-            "no route {path:?}; use POST /predict, GET /health, /info, /metrics, /openapi.json or a path \
-             ending in / (the playground)"
+            "no route {:?}; use POST /predict, GET /health, /info, /metrics, /openapi.json or a path \
+             ending in / (the playground)",
+            shortened(path, PATH_SHOWN)
         ))),
     }
 }
@@ -237,7 +240,10 @@ async fn route(
 fn allow(method: &Method, allowed: &[Method], names: &'static str) -> Result<(), ApiError> {
     match allowed.contains(method) {
         true => Ok(()),
-        false => Err(ApiError::MethodNotAllowed { method: shortened(method), allowed: names }),
+        false => Err(ApiError::MethodNotAllowed {
+            method: shortened(method.as_str(), METHOD_SHOWN),
+            allowed: names,
+        }),
     }
 }
 

@@ -293,3 +293,22 @@ fn a_long_method_name_is_cut_in_the_405_and_the_log_line() {
         &line[..200.min(line.len())]
     );
 }
+
+#[test]
+fn a_long_path_is_cut_in_the_404_and_the_log_line() {
+    let (mut server, addr) = serve_binary("tiny", &[]);
+    // Under hyper's own URI limit (it answers a 100 KB one with a bare 414 before the handler).
+    let path = format!("/{}", "p".repeat(20_000));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let reply =
+        runtime.block_on(async { timeout(Duration::from_secs(10), exchange(addr, &head, b"")).await });
+    server.kill().unwrap();
+    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
+    let (status, answer) = reply.expect("answered within 10 s");
+    assert_eq!(status, 404, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 600 && message.contains("pppp"), "{} bytes", message.len());
+    let line = logs.lines().find(|l| l.contains("\"event\":\"request\"")).expect("a request log line");
+    assert!(line.len() < 1000 && line.contains("pppp"), "{} bytes", line.len());
+}
