@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::encodings::Body;
-use common::{call, cell, edit_json, exchange, fixture, post, predict, serve_binary};
+use common::{add_model, call, cell, exchange, fixture, post, predict, serve_binary};
 use lambda_http::http::Request;
 use sentimiento::handler::handle_with;
 use sentimiento::work::Ticket;
@@ -103,19 +102,6 @@ fn a_busy_blocking_pool_neither_holds_up_nor_sheds_a_request() {
         assert_eq!(response.status(), 200, "{json}");
         assert!(!held_up, "the request waited for the blocking pool's thread");
         busy.await.unwrap();
-    });
-}
-
-fn add_model(root: &Path, task: &str, lang: &str, fixture_name: &str) {
-    let dir = root.join(task).join(lang);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(fixture(fixture_name)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    edit_json(&dir.join("pipeline.json"), |p| {
-        p["task"] = json!(task);
-        p["lang"] = json!(lang);
     });
 }
 

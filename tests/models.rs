@@ -5,23 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{call, edit_json, fixture, registry};
+use common::{add_model, call, edit_json, registry};
 use sentimiento::config::Settings;
 use serde_json::json;
-
-/// `root/<task>/<lang>/` holding a copy of a fixture, its pipeline.json naming that task and language.
-fn add_model(root: &Path, task: &str, lang: &str, fixture_name: &str) {
-    let dir = root.join(task).join(lang);
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(fixture(fixture_name)).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
-    edit_json(&dir.join("pipeline.json"), |p| {
-        p["task"] = json!(task);
-        p["lang"] = json!(lang);
-    });
-}
 
 fn three_models() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();

@@ -70,6 +70,20 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `root/<task>/<lang>/` holding a copy of a fixture, its pipeline.json naming that task and language.
+pub fn add_model(root: &Path, task: &str, lang: &str, fixture_name: &str) {
+    let dir = root.join(task).join(lang);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture(fixture_name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    edit_json(&dir.join("pipeline.json"), |p| {
+        p["task"] = serde_json::json!(task);
+        p["lang"] = serde_json::json!(lang);
+    });
+}
+
 pub fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
     let mut value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     edit(&mut value);
