@@ -29,7 +29,7 @@ def importer(src, out, *options):
 
 
 def predict(binary, model_dir, *options, text="me encanta, genial"):
-    return subprocess.run([binary, "predict", *options, text], capture_output=True, text=True,
+    return subprocess.run([binary, "predict", *options, "--", text], capture_output=True, text=True,
                           env=dict(os.environ, MODEL_DIR=str(model_dir)))
 
 

@@ -26,7 +26,7 @@ TOLERANCE = 1e-5
 def rust_predict(binary, model_dir, texts):
     out = []
     for i in range(0, len(texts), 64):
-        done = subprocess.run([binary, "predict", *texts[i:i + 64]], env=dict(os.environ, MODEL_DIR=str(model_dir)),
+        done = subprocess.run([binary, "predict", "--", *texts[i:i + 64]], env=dict(os.environ, MODEL_DIR=str(model_dir)),
                               capture_output=True, text=True, check=True)
         out += json.loads(done.stdout)["results"] if len(texts[i:i + 64]) > 1 else [json.loads(done.stdout)]
     return out

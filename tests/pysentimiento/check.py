@@ -150,7 +150,7 @@ def served(binary, model_dir, task, lang, inputs):
     rows = []
     for i in range(0, len(inputs), BATCH):
         chunk = inputs[i:i + BATCH]
-        done = subprocess.run([binary, "predict", "--task", task, "--lang", lang, "--include-sentence", *chunk],
+        done = subprocess.run([binary, "predict", "--task", task, "--lang", lang, "--include-sentence", "--", *chunk],
                               env=dict(os.environ, MODEL_DIR=str(model_dir)), capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"predict failed: {done.stdout} {done.stderr}")
