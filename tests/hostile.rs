@@ -269,23 +269,28 @@ async fn an_expectation_other_than_100_continue_is_417() {
     assert!(reply.contains("HTTP/1.1 200 OK"), "{reply}");
 }
 
+/// One exchange with a fresh server on the tiny fixture: the answer within 10 s, and the server's
+/// `request` log line (read after the server is stopped).
+fn answer_and_request_log(head: &str) -> ((u16, serde_json::Value), String) {
+    let (mut server, addr) = serve_binary("tiny", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(async { timeout(Duration::from_secs(10), exchange(addr, head, b"")).await });
+    server.kill().unwrap();
+    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
+    let line = logs.lines().find(|l| l.contains("\"event\":\"request\"")).unwrap_or_default().to_owned();
+    (reply.expect("answered within 10 s"), line)
+}
+
 /// A method name can be as long as hyper's header buffer: the 405 and the log line keep a prefix.
 #[test]
 fn a_long_method_name_is_cut_in_the_405_and_the_log_line() {
-    let (mut server, addr) = serve_binary("tiny", &[]);
     let method = "M".repeat(100_000);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let head = format!("{method} /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let reply =
-        runtime.block_on(async { timeout(Duration::from_secs(10), exchange(addr, &head, b"")).await });
-    server.kill().unwrap();
-    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
     // A whole name in every log line once filled the stderr pipe and stalled the server.
-    let (status, answer) = reply.expect("answered within 10 s");
+    let ((status, answer), line) = answer_and_request_log(&head);
     assert_eq!(status, 405, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.len() < 200 && message.contains("MMMM"), "{message}");
-    let line = logs.lines().find(|l| l.contains("\"event\":\"request\"")).expect("a request log line");
     assert!(
         line.len() < 1000 && line.contains("MMMM"),
         "{} bytes: {}",
@@ -296,19 +301,12 @@ fn a_long_method_name_is_cut_in_the_405_and_the_log_line() {
 
 #[test]
 fn a_long_path_is_cut_in_the_404_and_the_log_line() {
-    let (mut server, addr) = serve_binary("tiny", &[]);
     // Under hyper's own URI limit (it answers a 100 KB one with a bare 414 before the handler).
     let path = format!("/{}", "p".repeat(20_000));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let reply =
-        runtime.block_on(async { timeout(Duration::from_secs(10), exchange(addr, &head, b"")).await });
-    server.kill().unwrap();
-    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
-    let (status, answer) = reply.expect("answered within 10 s");
+    let ((status, answer), line) = answer_and_request_log(&head);
     assert_eq!(status, 404, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.len() < 600 && message.contains("pppp"), "{} bytes", message.len());
-    let line = logs.lines().find(|l| l.contains("\"event\":\"request\"")).expect("a request log line");
     assert!(line.len() < 1000 && line.contains("pppp"), "{} bytes", line.len());
 }
