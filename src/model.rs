@@ -50,6 +50,9 @@ pub struct Model {
     first_run: std::sync::Once,
     /// This model's own inference thread, started on first use (see `on_own_thread`).
     runner: OnceLock<Sender<Job>>,
+    /// Declared last, so dropped last: its count reaches 0 only once the session and everything
+    /// else above is freed (an `Arc<Model>`'s count reaches 0 before its drop runs).
+    alive: Arc<()>,
 }
 
 /// Work for a model's inference thread.
@@ -97,12 +100,18 @@ impl Model {
             load_ms,
             first_run: std::sync::Once::new(),
             runner: OnceLock::new(),
+            alive: Arc::new(()),
         })
     }
 
     /// Waits for this model's turn; hold the permit while running `predict`.
     pub async fn turn(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.turn.acquire().await.expect("the turn semaphore is never closed")
+    }
+
+    /// Alive until this model's memory is freed, not merely until its last user let go of it.
+    pub fn memory_token(&self) -> std::sync::Weak<()> {
+        Arc::downgrade(&self.alive)
     }
 
     /// Runs `work` on this model's own thread and waits for it without holding an async worker.

@@ -70,6 +70,10 @@ struct Slot {
     live: Option<Arc<Model>>,
     /// The last copy loaded: alive while the slot or any request holds it.
     last: Weak<Model>,
+    /// Alive until that copy's memory is freed, which ends after `last` dies: a session takes a
+    /// while to free, and a load started meanwhile stacked on it (measured: a 258 MiB peak for a
+    /// 200 MB budget in the storm test, against 202-213 otherwise).
+    memory: Weak<()>,
 }
 
 impl Registry {
@@ -311,7 +315,7 @@ impl Entry {
 
     /// In memory: loaded, or unloaded while a request still holds it.
     fn in_memory(&self) -> bool {
-        self.slot().last.strong_count() > 0
+        self.slot().memory.strong_count() > 0
     }
 
     /// Held by a request now (besides the registry's own reference).
@@ -329,7 +333,8 @@ impl Entry {
     }
 
     fn put(&self, model: &Arc<Model>) {
-        *self.slot_mut() = Slot { live: Some(model.clone()), last: Arc::downgrade(model) };
+        *self.slot_mut() =
+            Slot { live: Some(model.clone()), last: Arc::downgrade(model), memory: model.memory_token() };
     }
 
     /// The unloaded copy, loaded again, if a request still holds it.
