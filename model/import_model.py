@@ -45,7 +45,9 @@ def max_tokens(config):
     """pysentimiento's 128, or fewer when the model has fewer usable positions."""
     positions = config.get("max_position_embeddings", MAX_TOKENS)
     if config.get("model_type") in OFFSET_POSITIONS:
-        positions -= config.get("pad_token_id", 1) + 1
+        # `"pad_token_id": null` in a config.json means RoBERTa's default, 1.
+        pad = config.get("pad_token_id")
+        positions -= (1 if pad is None else pad) + 1
     return min(MAX_TOKENS, positions)
 
 

@@ -67,6 +67,17 @@ def main():
         ok = done.returncode != 0 and "expected (1, 2)" in done.stderr and not (tmp / "refused").exists()
         print(f"{'ok  ' if ok else 'FAIL'} label mismatch refused: {done.stderr.strip()}")
         passed, failed = passed + ok, failed + (not ok)
+
+    # RoBERTa configs may write "pad_token_id": null; positions still start after RoBERTa's pad id 1.
+    sys.path.insert(0, str(ROOT / "model"))
+    from import_model import max_tokens
+    cases = [({"model_type": "roberta", "max_position_embeddings": 130, "pad_token_id": None}, 128),
+             ({"model_type": "roberta", "max_position_embeddings": 66, "pad_token_id": 1}, 64),
+             ({"model_type": "bert", "max_position_embeddings": 512, "pad_token_id": None}, 128)]
+    got = [max_tokens(config) for config, _ in cases]
+    ok = got == [want for _, want in cases]
+    print(f"{'ok  ' if ok else 'FAIL'} usable positions, pad_token_id null or set: {got}")
+    passed, failed = passed + ok, failed + (not ok)
     print(f"import: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
