@@ -109,6 +109,20 @@ def read_checkpoint(src, task):
     return config, auto.from_pretrained(src).eval()
 
 
+def ships_tokenizer_json(src):
+    """pysentimiento's analyzer loads a checkpoint's own tokenizer.json when it has one."""
+    from transformers.utils import cached_file
+    return cached_file(src, "tokenizer.json", _raise_exceptions_for_missing_entries=False) is not None
+
+
+def slow_original(src, fast):
+    """The tokenizer a converted tokenizer.json must match: the checkpoint's slow one."""
+    try:
+        return AutoTokenizer.from_pretrained(src, use_fast=False)
+    except (ValueError, OSError, TypeError):
+        return fast
+
+
 def tokenizer_json(src, out, items):
     """Writes out/tokenizer.json and checks that it encodes every check input as transformers does."""
     tokenizer = AutoTokenizer.from_pretrained(src)
@@ -123,10 +137,7 @@ def tokenizer_json(src, out, items):
     backend.no_padding()
     backend.no_truncation()
     backend.save(str(out / "tokenizer.json"))
-    try:
-        reference = AutoTokenizer.from_pretrained(src, use_fast=False)  # the original, when it is slow
-    except (ValueError, OSError, TypeError):
-        reference = tokenizer
+    reference = tokenizer if ships_tokenizer_json(src) else slow_original(src, tokenizer)
     served = Tokenizer.from_file(str(out / "tokenizer.json"))
     served.enable_truncation(import_model.MAX_TOKENS)
     for item in items:

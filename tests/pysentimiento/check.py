@@ -1,7 +1,8 @@
 """pysentimiento's own analyzer against the function, on checkpoints in pysentimiento's shape.
 
 1. tests/pysentimiento/make_checkpoints.py builds seeded local checkpoints (RoBERTa single-label,
-   multi-label and 7-label; an Italian BERT with only a slow tokenizer; a RoBERTa and a BERT that
+   multi-label and 7-label; an Italian BERT with only a slow tokenizer; a BERT whose own
+   tokenizer.json normalises unlike its slow one; a RoBERTa and a BERT that
    read pairs; NER and POS token classifiers, es and en; four that must be refused);
 2. pysentimiento 0.7.3's create_analyzer(task, lang, model_name=DIR).predict(...) gives the
    reference on 440 varied texts (handles, URLs, hashtags, emoji, laughter, texts over 128 tokens):
@@ -243,6 +244,14 @@ def main():
             got = served(binary, work / precision, task, lang, inputs)
             figures[f"{name} {precision}"] = compare(name, task, precision, want, got)
     check(all(f["truncated_texts"] >= 20 for f in figures.values()), "texts over 128 tokens say truncated")
+    # A checkpoint's own tokenizer.json is what pysentimiento reads, even where its slow one differs.
+    checkpoint = work / "checkpoints/own-normalizer"
+    done = convert(checkpoint, "sentiment", "es", "fp32", work / "own-normalizer/sentiment/es")
+    check(done.returncode == 0, f"make model HF_MODEL=own-normalizer (fp32): {said(done, 'convert')}")
+    if done.returncode == 0:
+        got = served(binary, work / "own-normalizer", "sentiment", "es", inputs)
+        figures["own-normalizer fp32"] = compare("own-normalizer", "sentiment", "fp32",
+                                                 reference(checkpoint, "sentiment", "es", inputs), got)
     for name, expected in REFUSED.items():
         done = convert(work / "checkpoints" / name, "sentiment", "es", "int8", work / "refused" / name)
         check(done.returncode != 0 and expected in done.stderr and not (work / "refused" / name).exists(),

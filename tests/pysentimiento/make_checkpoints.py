@@ -14,7 +14,8 @@ writes OUT/<name>/ for
   targeted_sentiment-es (RoBERTa reading a text and a target), context_hate_speech-es (BERT,
   as BETO: WordPiece with a fast tokenizer, token types, multi-label, reading a text and a
   context); ner-es / ner-en (RoBERTa token classifiers with LinCE's BIO labels) and pos-es /
-  pos-en (with its part-of-speech tags);
+  pos-en (with its part-of-speech tags); own-normalizer (a BERT sentiment classifier whose
+  tokenizer.json normalises unlike its slow vocab.txt: served as the tokenizer.json says);
 - refused by the conversion: gpt2-classifier (an architecture the function does not run),
   masked-lm (not a classifier), no-labels (id2label left at LABEL_0..), slow-bpe (a BERTweet-style
   slow tokenizer that has no fast equivalent).
@@ -125,6 +126,23 @@ def bert_context_hate(texts, out):
     assert (out / "tokenizer.json").exists()
 
 
+def bert_own_normalizer(texts, out):
+    """A BERT whose tokenizer.json normalises differently from its slow vocab.txt (it also maps q
+    to k): pysentimiento's analyzer reads the tokenizer.json, so the conversion must check against
+    that, not against the slow tokenizer."""
+    out.mkdir(parents=True, exist_ok=True)
+    wordpiece_vocab(texts, out / "vocab.txt")
+    tokenizer = BertTokenizerFast(str(out / "vocab.txt"), do_lower_case=True, model_max_length=128)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=128, max_position_embeddings=512, initializer_range=0.3,
+                        id2label={0: "NEG", 1: "NEU", 2: "POS"}, label2id={"NEG": 0, "NEU": 1, "POS": 2})
+    save(BertForSequenceClassification(config).eval(), tokenizer, out)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Sequence", "normalizers": [
+        spec["normalizer"], {"type": "Replace", "pattern": {"String": "q"}, "content": "k"}]}
+    (out / "tokenizer.json").write_text(json.dumps(spec))
+
+
 def slow_bpe(roberta_dir, out):
     """A BERTweet-style checkpoint: fastBPE vocab.txt + bpe.codes, which transformers cannot make fast."""
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +164,7 @@ def main():
     for name, labels in WORD_TASKS.items():
         save(RobertaForTokenClassification(roberta_config(len(tokenizer), labels)).eval(), tokenizer, out / name)
     bert_context_hate(corpus("es"), out / "context_hate_speech-es")
+    bert_own_normalizer(corpus("es"), out / "own-normalizer")
 
     gpt2 = GPT2Config(vocab_size=len(tokenizer), n_positions=130, n_embd=32, n_layer=1, n_head=2,
                       pad_token_id=1, id2label={0: "NEG", 1: "POS"}, label2id={"NEG": 0, "POS": 1})
