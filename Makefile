@@ -215,7 +215,13 @@ $(API_VENV)/.done: tests/api/requirements.txt
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
+# umoci (Debian) unpacks the container image for tests/image.py: a reader of OCI layouts other than our writer.
+UMOCI := /usr/bin/umoci
+$(UMOCI):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci
+
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM) \
+		$(UMOCI)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
@@ -229,6 +235,8 @@ test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOM
 	$(TOOLS) $(PY) tests/template_bulk.py $(ASL_VALIDATOR)
 	$(MAKE) --no-print-directory sam-build
 	$(PY) tests/sam_artifact.py
+	$(TOOLS) $(PY) tests/template_image.py
+	$(PY) tests/image.py $(BIN)
 
 lambda: $(VENV)/.done
 	$(TOOLS) cargo lambda build --release --locked

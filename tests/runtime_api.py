@@ -2,6 +2,7 @@
 (docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html), one invocation at a time.
 
     api = RuntimeApi()            # listens on 127.0.0.1:<free port>; AWS_LAMBDA_RUNTIME_API=api.address
+                                  # (one per function process: a stopped one's poll would take the next event)
     answer = api.invoke(event)    # waits for the function's next-invocation poll, returns its response
     api.close()
 
@@ -11,6 +12,7 @@ TimeoutError when it does not answer in time (a hung or dead function).
 import http.server
 import json
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -27,8 +29,7 @@ class RuntimeApi:
         self.pending = queue.Queue()  # (request id, event bytes) waiting for the function's poll
         self.results = {}  # request id -> queue.Queue of ("response" | "error", body)
         self.init_error = None
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _handler(self))
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -59,6 +60,14 @@ class RuntimeApi:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a stopped function's connection
+            super().handle_error(request, client_address)
 
 
 def _handler(api):
