@@ -280,7 +280,7 @@ $(IMAGE_LIBS)/.done: Makefile
 	touch $@
 
 image: lambda $(ORT_LIB) model $(IMAGE_LIBS)/.done
-	python3 scripts/oci_image.py --out $(IMAGE) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
+	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
 	  --models $(IMAGE_MODELS_DIR) $(if $(IMAGE_MODELS),--pairs $(IMAGE_MODELS)) --model-files "$(MODEL_FILES)"
 
 deploy: sam-build
