@@ -24,14 +24,14 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build deploy \
+.PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
 	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
-	@echo "               lambda sam-build deploy"
+	@echo "               lambda sam-build image deploy"
 	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
@@ -215,7 +215,13 @@ $(API_VENV)/.done: tests/api/requirements.txt
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM)
+# umoci (Debian) unpacks the container image for tests/image.py: a reader of OCI layouts other than our writer.
+UMOCI := /usr/bin/umoci
+$(UMOCI):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci
+
+test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM) \
+		$(UMOCI)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
@@ -229,6 +235,8 @@ test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOM
 	$(TOOLS) $(PY) tests/template_bulk.py $(ASL_VALIDATOR)
 	$(MAKE) --no-print-directory sam-build
 	$(PY) tests/sam_artifact.py
+	$(TOOLS) $(PY) tests/template_image.py
+	$(PY) tests/image.py $(BIN)
 
 lambda: $(VENV)/.done
 	$(TOOLS) cargo lambda build --release --locked
@@ -246,6 +254,34 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 	for pair in $(or $(PACKAGE_MODELS),.); do src=$(MODEL_DIR)/$$pair; dst=$(ARTIFACTS_DIR)/model/$$pair; \
 	  [ -f $$src/config.json ] || { echo "error: no model in $$src" >&2; exit 1; }; mkdir -p $$dst; \
 	  for f in $(MODEL_FILES); do if [ -f $$src/$$f ]; then cp $$src/$$f $$dst/; fi; done; done
+
+# make image [IMAGE_MODELS="sentiment/es emotion/es"] [IMAGE_MODELS_DIR=DIR] [IMAGE=target/image]: the
+# function as a Lambda container image (x86_64), an OCI image layout written by scripts/oci_image.py
+# without a daemon (docs/container-image.md). It holds MODEL_DIR (the default model), or
+# IMAGE_MODELS_DIR's whole <task>/<lang>/ tree, or the IMAGE_MODELS it names of it (default: the
+# models/ that `make models` writes). Push: skopeo copy oci:$(IMAGE):latest docker://<ECR URI>.
+IMAGE            ?= target/image
+IMAGE_MODELS_DIR ?= $(if $(IMAGE_MODELS),$(MODELS_DIR),$(MODEL_DIR))
+# The C and C++ runtime libraries bootstrap and ONNX Runtime load, from Debian bookworm (package:version:
+# SHA-256 of the .deb); gcc-12-base carries libgcc's and libstdc++'s copyright. Unpacked, no root needed.
+IMAGE_DEBS := libc6:2.36-9+deb12u14:ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf \
+  libgcc-s1:12.2.0-14+deb12u1:3016e62cb4b7cd8038822870601f5ed131befe942774d0f745622cc77d8a88f7 \
+  libstdc++6:12.2.0-14+deb12u1:5cd3171216d4ab0fc911cfe9c35509bf2dd8f47761c43b7f6a4296701551a24d \
+  gcc-12-base:12.2.0-14+deb12u1:1896a2aacf4ad681ff5eacc24a5b0ca4d5d9c9b9c9e4b6de5197bc1e116ea619
+IMAGE_LIBS := target/image-libs
+$(IMAGE_LIBS)/.done: Makefile
+	rm -rf $(IMAGE_LIBS) && mkdir -p $(IMAGE_LIBS) $(CACHE)/debs
+	for pin in $(IMAGE_DEBS); do IFS=: read -r pkg version sha <<< "$$pin"; deb=$(CACHE)/debs/$${pkg}_$${version}_amd64.deb; \
+	  [ -f $$deb ] || (cd $(CACHE)/debs && apt-get download -q=2 $$pkg=$$version) \
+	    || { echo "error: apt-get download $$pkg=$$version failed (run apt-get update; a version the mirror dropped needs a new pin)" >&2; exit 1; }; \
+	  echo "$$sha  $$deb" | sha256sum --check --quiet \
+	    || { echo "error: $$deb does not match the pinned SHA-256" >&2; rm -f $$deb; exit 1; }; \
+	  dpkg-deb -x $$deb $(IMAGE_LIBS); done
+	touch $@
+
+image: lambda $(ORT_LIB) model $(IMAGE_LIBS)/.done
+	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
+	  --models $(IMAGE_MODELS_DIR) $(if $(IMAGE_MODELS),--pairs $(IMAGE_MODELS)) --model-files "$(MODEL_FILES)"
 
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
