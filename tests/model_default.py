@@ -26,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5
 # What the default model reaches on tests/plain_sentences.tsv (docs/default-model.md); the issue's
 # target is 0.90.
-PLAIN_FLOOR = 0.0
+PLAIN_FLOOR = 0.75  # 36/48 (NEG 15, NEU 6, POS 15), measured 2026-12-02
 README_EXAMPLES = [("NEG", "odio el lunes"), ("POS", "qué genial"), ("POS", "me encanta")]
 
 
