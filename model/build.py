@@ -86,6 +86,8 @@ def encode(tokenizer, texts):
 
 
 def run(session, id_lists, output, pad_id, batch=32):
+    """One output's rows, or a tuple of several outputs' rows from one pass (output: a list)."""
+    names = [output] if isinstance(output, str) else list(output)
     rows = []
     for i in range(0, len(id_lists), batch):
         chunk = id_lists[i:i + batch]
@@ -95,8 +97,9 @@ def run(session, id_lists, output, pad_id, batch=32):
         for r, seq in enumerate(chunk):
             ids[r, :len(seq)] = seq
             mask[r, :len(seq)] = 1
-        rows.append(session.run([output], {"input_ids": ids, "attention_mask": mask})[0])
-    return np.concatenate(rows)
+        rows.append(session.run(names, {"input_ids": ids, "attention_mask": mask}))
+    arrays = tuple(np.concatenate([r[k] for r in rows]) for k in range(len(names)))
+    return arrays[0] if isinstance(output, str) else arrays
 
 
 def session(path):
@@ -219,8 +222,7 @@ def main():
 
     t = stage("embed the tweets: full vocabulary (NumPy) and pruned (ONNX fp32)")
     before = np.stack([reference.embed(ids) for ids in encode(full_tok, tweets)])
-    after = run(encoder, encode(pruned_tok, tweets), "sentence_embedding", pad_id=1)
-    features = run(encoder, encode(pruned_tok, tweets), "features", pad_id=1)
+    after, features = run(encoder, encode(pruned_tok, tweets), ["sentence_embedding", "features"], pad_id=1)
     report["vocabulary"]["tweets_min_cosine_full_vs_pruned"] = float((before * after).sum(1).min())
     done(t, min_cosine=report["vocabulary"]["tweets_min_cosine_full_vs_pruned"])
 
@@ -256,14 +258,13 @@ def main():
     ids = encode(pruned_tok, tweets)
     fp32, int8 = session(fp32_path), session(int8_path)
     p32, p8 = head.softmax(run(fp32, ids, "logits", 1)), head.softmax(run(int8, ids, "logits", 1))
-    emb8 = run(int8, ids, "sentence_embedding", 1)
+    emb8, feats8 = run(int8, ids, ["sentence_embedding", "features"], 1)
     report["int8"] = {
         "agreement_with_fp32": float((p32.argmax(1) == p8.argmax(1)).mean()),
         "max_probability_difference": float(np.abs(p32 - p8).max()),
         "min_cosine_vs_fp32_embedding": float((emb8 * after).sum(1).min()),
     }
-    emb8 = run(int8, ids, "features", 1)
-    report["cv"]["after_pruning_int8"] = head.cross_validate(emb8, y, LABELS)
+    report["cv"]["after_pruning_int8"] = head.cross_validate(feats8, y, LABELS)
     done(t, **report["int8"], cv_int8=report["cv"]["after_pruning_int8"]["macro_f1"])
 
     t = stage("optimise the graph offline; weights to model.onnx.data")
