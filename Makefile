@@ -325,6 +325,12 @@ bench-lambda: $(ORT_LIB) $(BIN) model $(BENCH_VENV)/.done $(TORCH_VENV)/.seed-do
 	$(MODEL_PY) bench/lambda_sim.py --rust $(BIN) --ort-venv $(BENCH_VENV) --torch-venv $(TORCH_VENV) --evomsa $(EVOMSA) \
 	  --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) --checkpoint bench/build/models-memory/checkpoint
 
+# Render's free instance (0.1 CPU, 512 MB; bench/render.py, needs root): start -> healthy -> first
+# answer, warm latency and peak memory of render.yaml's server, beside the seed's own stack.
+bench-render: $(ORT_LIB) $(BIN) model $(VENV)/.done $(TORCH_VENV)/.seed-done $(ROBERTUITO_SHAPED)
+	$(PY) bench/render.py --rust $(BIN) --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) \
+	  --torch-venv $(TORCH_VENV) --checkpoint bench/build/models-memory/checkpoint
+
 # Two cold-start levers against the model directory's own format: ORT format, and pre-packed weights saved (bench/ort_format.py).
 bench-ort-format: $(ROBERTUITO_SHAPED) $(MODEL_VENV)/.done $(ORT_LIB) $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) bench/ort_format.py $(dir $(ROBERTUITO_SHAPED)) --rust $(BIN)
