@@ -57,12 +57,13 @@ def members(root):
 
 def pack(root, archive):
     root, archive = pathlib.Path(root), pathlib.Path(archive)
+    files = members(root)  # exits naming what is missing before anything is written
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(archive.name + ".partial")
     with open(partial, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
                                                               compresslevel=GZIP_LEVEL, mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name, path in members(root):
+        for name, path in files:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
             with open(path, "rb") as f:

@@ -3,8 +3,9 @@
 1. The blueprint: one web service on the native Rust runtime, the free plan, /health as its
    health check, `make render-build` and `sentimiento serve`, the environment a 512 MB instance
    needs (a generated API key; the model URL and hash, and CORS origins, left to the user).
-2. Model archives: `pack` gives the same bytes for the same files whatever their mtimes; `fetch`
-   refuses members with an absolute path, `..` or a link, and a URL without a hash.
+2. Model archives: `pack` gives the same bytes for the same files whatever their mtimes and
+   refuses a directory without a model; `fetch` refuses members with an absolute path, `..` or a
+   link, a URL without a hash, and a destination it did not write (a source directory).
 3. The build command, as an unprivileged user (created with useradd if missing), in a copy of
    the working tree, with a clean HOME and `apt-get` and `sudo` first on PATH, answering with an
    error and noting the call (any call fails the test). The Rust toolchain is reached without
@@ -140,6 +141,15 @@ def archives_are_reproducible_and_checked(work):
     check(not pathlib.Path("/tmp/evil.json").exists() and not (work / "evil.json").exists(), "a member escaped")
     done = archiver("fetch", a.as_uri(), "", work / "no-hash")
     check(done.returncode != 0 and "MODEL_SHA256" in done.stderr, f"a fetch without a hash was accepted: {done.stderr}")
+    sources = work / "sources"  # a directory the fetch did not write, as model/ is
+    sources.mkdir()
+    (sources / "build.py").write_text("# a source file\n")
+    done = archiver("fetch", a.as_uri(), hashlib.sha256(a.read_bytes()).hexdigest(), sources)
+    check(done.returncode != 0 and (sources / "build.py").exists(), f"a fetch replaced a source directory: {done.stderr}")
+    empty = work / "empty"
+    empty.mkdir()
+    done = archiver("pack", empty, work / "empty.tar.gz")
+    check(done.returncode != 0 and not list(work.glob("empty.tar.gz*")), "an empty directory was packed")
 
 
 # 3. The build, unprivileged.
