@@ -214,11 +214,17 @@ def main():
     parser.add_argument("--models", nargs="+", required=True, help="name=DIR")
     parser.add_argument("--torch-venv", required=True)
     parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--only", help="measure only the stacks whose name starts with this; keep the others' "
+                        "figures from the last results.json")
     args = parser.parse_args()
     if not os.access("/sys/fs/cgroup/cpu", os.W_OK) or not os.access("/sys/fs/cgroup/memory", os.W_OK):
         sys.exit("bench/render.py needs writable cgroup v1 cpu and memory controllers (root)")
+    last = {r["label"]: r for r in json.loads((OUT / "results.json").read_text())} if args.only else {}
     results = []
     for stack in stacks(args):
+        if args.only and not stack["name"].startswith(args.only) and stack["label"] in last:
+            results.append(last[stack["label"]])
+            continue
         figures = dict(measure(stack), label=stack["label"])
         print(json.dumps(figures), flush=True)
         results.append(figures)
