@@ -6,7 +6,7 @@ instance spun down:
   first HTTP answer of any kind), and to the first answered POST /predict; median of COLD_RUNS
   with the page cache warm, then once with it dropped (a new instance reads everything from disk);
 - warm p50 / p99 over WARM single texts, each after a quiet CFS period (a request to an idle
-  instance), and the group's peak memory (page cache charged to it included).
+  instance), and the group's peak memory (page cache charged to it included) and limit hits.
 
 Stacks: the Rust server with render.yaml's environment (SENTIMIENTO_EAGER=1, its memory budget,
 a generated API key) on the default model and on a RoBERTuito-shaped one (random weights), and
@@ -138,6 +138,7 @@ def measured(stack):
             "healthy_ms": statistics.median(s[0] for s in starts), "answered_ms": statistics.median(s[1] for s in starts),
             "healthy_dropped_ms": healthy_dropped, "answered_dropped_ms": answered_dropped,
             "warm_p50_ms": pct(times, 0.5), "warm_p99_ms": pct(times, 0.99), "group_peak_mib": group.peak_mib(),
+            "limit_hits": group.limit_hits(),
         }
     finally:
         stop(proc, group)
@@ -173,10 +174,11 @@ def stacks(args):
 
 def row(label, r):
     if "failed" in r:
-        return f"| {label} | failed: {r['failed']} | | | |"
+        return f"| {label} | failed: {r['failed']} | | | | |"
     s = lambda ms: f"{ms / 1e3:.1f}"
     return (f"| {label} | {s(r['healthy_ms'])} / {s(r['answered_ms'])} | {s(r['healthy_dropped_ms'])} / "
-            f"{s(r['answered_dropped_ms'])} | {r['warm_p50_ms']:.0f} / {r['warm_p99_ms']:.0f} | {r['group_peak_mib']:.0f} |")
+            f"{s(r['answered_dropped_ms'])} | {r['warm_p50_ms']:.0f} / {r['warm_p99_ms']:.0f} | {r['group_peak_mib']:.0f} | "
+            f"{r.get('limit_hits', '')} |")
 
 
 def write_section(results):
@@ -190,12 +192,13 @@ def write_section(results):
         "first 200 from `/health` / to the first answered `POST /predict` (what a user waits after the",
         f"instance spun down), median of {COLD_RUNS} with the page cache warm (the seed: 1), then once",
         "with it dropped. Warm: single texts, each after a quiet 100 ms period. Group peak: the cgroup's",
-        "peak usage, page cache included. The roberta model has RoBERTuito's shape with random weights;",
+        "peak usage, page cache included; limit hits: its memory.failcnt (allocations that had to reclaim",
+        "first). The roberta model has RoBERTuito's shape with random weights;",
         "the seed's stack has no `/health` (its first answer of any status is counted) and loads the",
         "model on the first request, as it did on Render.",
         "",
-        "| stack | start -> healthy / first answer, s | page cache dropped, s | warm p50 / p99 ms | group peak MiB |",
-        "|---|---|---|---|---|",
+        "| stack | start -> healthy / first answer, s | page cache dropped, s | warm p50 / p99 ms | group peak MiB | limit hits |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [row(r["label"], r) for r in results]
     path = Path("BENCHMARKS.md")
