@@ -43,7 +43,7 @@ import tarfile
 import tempfile
 import time
 
-import yaml
+import yaml  # PyYAML: in .venv through aws-sam-cli
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARCHIVER = ROOT / "scripts" / "model_archive.py"
