@@ -243,7 +243,7 @@ class Build:
 
 
 def serve_archives(www):
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(www),
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(www),
                                "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (...) ..."
     port = int(line.split(" port ")[1].split()[0])
