@@ -12,7 +12,7 @@
    /root (mode 700): a private mount namespace (unshare -m) mounts the rustup toolchain read-only
    elsewhere and puts the clean HOME over /root, so that the build cache restored into it
    (cargo's registry, and target/ from this tree's release build) is at the paths cargo recorded,
-   as Render restores its cache at the same paths on every deploy. Sources keep their mtimes, so
+   as a build cache restored on a redeploy would be. Sources keep their mtimes, so
    cargo finds the crate fresh and checks rather than compiles (a fresh clone on Render recompiles
    the crate itself: set RENDER_TEST_REBUILD=1 to do that here too; minutes at 2 cores).
    MODEL_URL is served from loopback (http.server on 127.0.0.1, the default model packed by
