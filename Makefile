@@ -25,14 +25,15 @@ LAMBDA_BIN := target/lambda/sentimiento/bootstrap
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
-	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean
+	render-build render-model package-model \
+	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
-	@echo "               lambda sam-build image deploy"
-	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-words soak fuzz clean"
+	@echo "               lambda sam-build image deploy render-build package-model"
+	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -233,6 +234,7 @@ test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOM
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
+	$(PY) tests/render.py
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) $(MODEL_PY) tests/import_model.py $(BIN)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check.py $(BIN) target/pysentimiento
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) tests/pysentimiento/check_trained.py $(BIN) \
@@ -294,6 +296,31 @@ image: lambda $(ORT_LIB) model $(IMAGE_LIBS)/.done
 deploy: sam-build
 	$(TOOLS) sam deploy --guided
 
+# Render's build (render.yaml's buildCommand; docs/render.md): no root, no apt, no venv, only
+# python3 with pip and cargo. The model comes first, so a wrong MODEL_SHA256 or a missing file
+# fails the build in seconds. cargo runs every time (it is quick when nothing changed): Render
+# restores target/ from its build cache, so make's own timestamps say nothing there.
+render-build: render-model $(ORT_LIB)
+	cargo build --release --locked
+
+# MODEL_URL + MODEL_SHA256 (an archive from `make package-model`), or else the default model,
+# into MODEL_DIR (render.yaml: served-model). MODEL_DIR=model with MODEL_URL is refused: that
+# directory holds the default model's sources.
+ifdef MODEL_URL
+render-model:
+	$(BOOT_PY) scripts/model_archive.py fetch '$(MODEL_URL)' '$(MODEL_SHA256)' $(MODEL_DIR)
+else
+render-model: model
+	$(BOOT_PY) scripts/model_archive.py install model $(MODEL_DIR)
+endif
+
+# make package-model [MODEL_DIR=DIR] [ARCHIVE=FILE]: a model directory, or a <task>/<lang>/ tree
+# (e.g. MODEL_DIR=models from `make models`), as a reproducible .tar.gz for MODEL_URL; prints
+# its SHA-256.
+ARCHIVE ?= target/package-model/$(notdir $(abspath $(MODEL_DIR))).tar.gz
+package-model:
+	$(BOOT_PY) scripts/model_archive.py pack $(MODEL_DIR) $(ARCHIVE)
+
 # The Python service of the comparison, and a model with RoBERTuito's shape (random weights): a
 # RoBERTa-base checkpoint converted by make model's own path (bench/models_memory.py builds both).
 BENCH_VENV := $(CACHE)/bench-venv
@@ -341,6 +368,12 @@ $(TORCH_VENV)/.seed-done: bench/seed-requirements.txt $(TORCH_VENV)/.done
 bench-lambda: $(ORT_LIB) $(BIN) model $(BENCH_VENV)/.done $(TORCH_VENV)/.seed-done $(EVOMSA) $(ROBERTUITO_SHAPED)
 	$(MODEL_PY) bench/lambda_sim.py --rust $(BIN) --ort-venv $(BENCH_VENV) --torch-venv $(TORCH_VENV) --evomsa $(EVOMSA) \
 	  --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) --checkpoint bench/build/models-memory/checkpoint
+
+# Render's free instance (0.1 CPU, 512 MB; bench/render.py, needs root): start -> healthy -> first
+# answer, warm latency and peak memory of render.yaml's server, beside the seed's own stack.
+bench-render: $(ORT_LIB) $(BIN) model $(VENV)/.done $(TORCH_VENV)/.seed-done $(ROBERTUITO_SHAPED)
+	$(PY) bench/render.py --rust $(BIN) --models default=model roberta=$(dir $(ROBERTUITO_SHAPED)) \
+	  --torch-venv $(TORCH_VENV) --checkpoint bench/build/models-memory/checkpoint
 
 # Two cold-start levers against the model directory's own format: ORT format, and pre-packed weights saved (bench/ort_format.py).
 bench-ort-format: $(ROBERTUITO_SHAPED) $(MODEL_VENV)/.done $(ORT_LIB) $(BIN)
