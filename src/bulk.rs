@@ -75,6 +75,8 @@ pub struct Summary {
     pub resumed: u64,
     /// Stopped by a signal before the end of the input.
     pub interrupted: bool,
+    /// Lines answered from the cache of repeated texts.
+    pub cache_hits: u64,
 }
 
 /// One output line: the input's `id` (when it had one), then what `POST /predict` answers for its
@@ -107,7 +109,7 @@ pub fn run(
 ) -> io::Result<Summary> {
     if stop.load(Ordering::Relaxed) {
         // Stopped while the model loaded: the output is not even created (truncated).
-        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true });
+        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true, cache_hits: 0 });
     }
     let workers = options.workers.max(1);
     let name = files.output_name();
@@ -146,7 +148,8 @@ pub fn run(
         false => None,
     };
     let complete = read.is_some_and(|r| r.at_end && r.lines == written);
-    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete })
+    let cache_hits = cache.as_ref().map_or(0, Cache::hits);
+    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete, cache_hits })
 }
 
 struct ReadEnd {

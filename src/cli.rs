@@ -193,6 +193,7 @@ pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::
         bad = summary.bad,
         resumed = summary.resumed,
         interrupted = summary.interrupted,
+        cache_hits = summary.cache_hits,
         seconds,
         texts_per_s = summary.written as f64 / seconds.max(1e-9),
     );

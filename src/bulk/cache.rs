@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -46,6 +47,7 @@ pub struct Cache {
     sip: (u64, u64),
     width: usize,
     clock: Mutex<Clock>,
+    hits: AtomicU64,
 }
 
 impl Cache {
@@ -57,7 +59,8 @@ impl Cache {
         }
         let random = uuid::Uuid::new_v4().as_u128() ^ uuid::Uuid::new_v4().as_u128().rotate_left(64);
         let sip = (random as u64, (random >> 64) as u64);
-        Some(Self { sip, width, clock: Mutex::new(Clock::new(entries.min(u32::MAX as usize), width)) })
+        let clock = Mutex::new(Clock::new(entries.min(u32::MAX as usize), width));
+        Some(Self { sip, width, clock, hits: AtomicU64::new(0) })
     }
 
     /// Memory one entry costs (its slot and its share of the index), for the docs and --help.
@@ -87,7 +90,14 @@ impl Cache {
     }
 
     pub fn get(&self, key: u128) -> Option<Stored> {
-        self.clock.lock().unwrap_or_else(|p| p.into_inner()).get(key)
+        let stored = self.clock.lock().unwrap_or_else(|p| p.into_inner()).get(key);
+        self.hits.fetch_add(u64::from(stored.is_some()), Ordering::Relaxed);
+        stored
+    }
+
+    /// Answers served from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     pub fn put(&self, key: u128, answer: &Stored) {

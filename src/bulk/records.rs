@@ -194,7 +194,9 @@ fn csv_source(input: Box<dyn BufRead + Send>, fields: &Fields) -> io::Result<Sou
         start: Cell::new(0),
     });
     let header = reader.byte_headers().map_err(csv_error)?.clone();
-    let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+    // Spreadsheets start their CSV exports with a byte order mark.
+    let name = |h: &[u8]| String::from_utf8_lossy(h).trim_start_matches('\u{feff}').trim().to_string();
+    let names: Vec<String> = header.iter().map(name).collect();
     let find = |name: &str, option: &str| {
         names.iter().position(|n| n == name).ok_or_else(|| {
             refused(format!(
@@ -317,7 +319,7 @@ mod tests {
 
     #[test]
     fn csv_columns_are_chosen_by_name_and_a_missing_one_is_refused() {
-        let csv = b"tweet_id,full_text,target\n7,hola,ana\n".to_vec();
+        let csv = "\u{feff}tweet_id,full_text,target\n7,hola,ana\n".as_bytes().to_vec();
         let fields = Fields {
             text: Some("full_text".into()),
             id: Some("tweet_id".into()),
