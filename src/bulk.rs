@@ -181,7 +181,7 @@ fn read_all(
             return Ok(ReadEnd { lines: n, at_end: false });
         }
         let Some(record) =
-            input.next().map_err(|e| io::Error::new(e.kind(), format!("cannot read the input: {e}")))?
+            input.read().map_err(|e| io::Error::new(e.kind(), format!("cannot read the input: {e}")))?
         else {
             return Ok(ReadEnd { lines: n, at_end: true });
         };

@@ -106,7 +106,7 @@ impl Cache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn entries(&self) -> usize {
         self.clock.lock().unwrap_or_else(|p| p.into_inner()).keys.len()
     }
 }
@@ -290,12 +290,12 @@ mod tests {
         }
         assert!(cache.get(keys[0]).is_some(), "key 0 seen again");
         cache.put(keys[3], &answer(0.2));
-        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.entries(), 3);
         assert!(cache.get(keys[0]).is_some(), "the hand passed over key 0, which was seen");
         assert_eq!(cache.get(keys[1]), None, "the first one-off went");
         cache.put(keys[4], &answer(0.3));
         cache.put(keys[5], &answer(0.4));
-        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.entries(), 3);
         let kept: Vec<bool> = keys.iter().map(|&k| cache.get(k).is_some()).collect();
         assert_eq!(kept, [true, false, false, false, true, true]);
     }
@@ -306,7 +306,7 @@ mod tests {
         let key = cache.key(&[Some("x")]);
         cache.put(key, &answer(0.1));
         cache.put(key, &answer(0.9));
-        assert_eq!((cache.get(key), cache.len()), (Some(answer(0.1)), 1));
+        assert_eq!((cache.get(key), cache.entries()), (Some(answer(0.1)), 1));
         assert!(Cache::new(0, 3).is_none());
         assert!(Cache::new(10, MAX_LABELS + 1).is_none());
     }

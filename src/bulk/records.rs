@@ -110,7 +110,7 @@ impl Records {
         Self { source: Source::Lines(input), pending: None, id_field: None, decompressed: false, consumed: 0 }
     }
 
-    pub fn next(&mut self) -> io::Result<Option<Record>> {
+    pub fn read(&mut self) -> io::Result<Option<Record>> {
         if let Some(record) = self.pending.take() {
             return Ok(Some(record));
         }
@@ -132,7 +132,7 @@ impl Records {
         self.consumed
     }
 
-    /// `record` comes out of `next` again first (`--resume`'s cut-off last answer).
+    /// `record` comes out of `read` again first (`--resume`'s cut-off last answer).
     pub fn push_back(&mut self, record: Record) {
         self.pending = Some(record);
     }
@@ -283,7 +283,7 @@ mod tests {
 
     fn records(bytes: Vec<u8>, format: Format, fields: Fields) -> io::Result<Vec<Record>> {
         let mut records = Records::open(Box::new(io::Cursor::new(bytes)), None, &format, &fields)?;
-        std::iter::from_fn(|| records.next().transpose()).collect()
+        std::iter::from_fn(|| records.read().transpose()).collect()
     }
 
     fn row(id: Option<&str>, text: &str) -> Record {

@@ -40,7 +40,7 @@ pub fn check(output: &mut dyn BufRead, input: &mut Records) -> Result<Kept, Stri
         if !whole && n as u64 > MAX_ANSWER_BYTES {
             return Err(format!("line {place} is longer than any answer"));
         }
-        let Some(question) = input.next().map_err(|e| format!("cannot read the input: {e}"))? else {
+        let Some(question) = input.read().map_err(|e| format!("cannot read the input: {e}"))? else {
             return Err(format!("it has more lines than the input ({place} or more)"));
         };
         if whole {
