@@ -35,7 +35,7 @@ const USAGE: &str =
                   id if there is one; --second-column for a pair task); --text-field and
                   --id-field take a JSON pointer (/data/text) or a name for JSON Lines;
                   --output-format csv writes id,output,<a column per label>,error under a header;
-                  --cache-entries N (default 400000, ~29 MiB at 3 labels, 0: off) scores a text
+                  --cache-entries N (default 400000, ~38 MiB at 3 labels, 0: off) scores a text
                   the model reads again once (not for ner and pos, whose answers are per word)
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
