@@ -353,11 +353,19 @@ fuzz:
 bench-models: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/models_memory.py $(BIN) bench/build/models-memory
 
-# Bulk scoring against pysentimiento and Python onnxruntime (bench/bulk.py; BULK_N texts per rate).
+# Bulk scoring against pysentimiento and Python onnxruntime (bench/bulk.py; BULK_N texts per rate),
+# on tweet-like and archive-like input (BULK_PARTS=tweets or archive runs one). The zstd command
+# compresses the archive-like file for the zstd row. It needs the RoBERTuito-sized model, not a
+# new run of bench-models' memory rounds.
 BULK_N ?= 3000
-bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) bench-models
-	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/bulk.py --rust $(BIN) --evomsa $(EVOMSA) \
-	  --checkpoint bench/build/models-memory/checkpoint --converted bench/build/models-memory/converted --n $(BULK_N)
+BULK_PARTS ?= tweets,archive
+ZSTD := /usr/bin/zstd
+$(ZSTD):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd
+bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) $(ROBERTUITO_SHAPED) $(ZSTD)
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 nice $(TORCH_PY) bench/bulk.py --rust $(BIN) --evomsa $(EVOMSA) \
+	  --checkpoint bench/build/models-memory/checkpoint --converted bench/build/models-memory/converted --n $(BULK_N) \
+	  --parts $(BULK_PARTS)
 
 # Each stack in a cgroup with the CPU share and memory of a 512 MB and a 1,769 MB function
 # (bench/lambda_sim.py; needs root): Rust lazy and eager, Python onnxruntime, and the seed's own

@@ -9,11 +9,19 @@
 //! the output holds whole lines only, in order, and `--resume` carries on after the last one. A
 //! write error (disk full, closed pipe) stops the run the same way, at once.
 
+pub mod cache;
 mod files;
+mod output;
+pub mod records;
 mod resume;
 pub mod workers;
 
 pub use files::Files;
+pub use output::OutputFormat;
+pub use records::{Compression, Fields, Format};
+
+use cache::{Cache, Stored};
+use records::{field, Record, Records, Row};
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Read, Write};
@@ -29,6 +37,8 @@ use serde_json::Value;
 use crate::config::MAX_BODY_BYTES;
 use crate::error::{ApiError, ErrorDetail};
 use crate::model::{self, Input, Model};
+use crate::model_dir::Head;
+use crate::postprocess;
 use crate::request::check_input;
 
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
@@ -46,6 +56,13 @@ pub struct Options {
     pub workers: usize,
     pub resume: bool,
     pub include_sentence: bool,
+    /// Answers kept for repeated texts: `None` is `cache::DEFAULT_ENTRIES`, 0 no cache.
+    pub cache_entries: Option<usize>,
+    /// `None`: known by the input's first bytes.
+    pub compression: Option<Compression>,
+    pub format: Format,
+    pub fields: Fields,
+    pub output_format: OutputFormat,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +75,8 @@ pub struct Summary {
     pub resumed: u64,
     /// Stopped by a signal before the end of the input.
     pub interrupted: bool,
+    /// Lines answered from the cache of repeated texts.
+    pub cache_hits: u64,
 }
 
 /// One output line: the input's `id` (when it had one), then what `POST /predict` answers for its
@@ -67,7 +86,7 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a Value>,
     #[serde(flatten)]
-    answer: Answer,
+    answer: &'a Answer,
 }
 
 #[derive(Serialize)]
@@ -77,7 +96,7 @@ enum Answer {
     Error { error: ErrorDetail },
 }
 
-type Job = (u64, Vec<u8>);
+type Job = (u64, Record);
 type Done = (u64, String, bool);
 
 /// Scores `files` (opened by `Files::open`) until the input ends, `stop` is set, or a write fails
@@ -90,12 +109,14 @@ pub fn run(
 ) -> io::Result<Summary> {
     if stop.load(Ordering::Relaxed) {
         // Stopped while the model loaded: the output is not even created (truncated).
-        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true });
+        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true, cache_hits: 0 });
     }
     let workers = options.workers.max(1);
     let name = files.output_name();
+    let header = output::header(options.output_format, &model)?;
+    let cache = cache_for(&model, options);
     let output = files.create()?;
-    let progress = Arc::new(Progress::new(options));
+    let progress = Arc::new(Progress::new(files.size));
     let window = workers * WINDOW_PER_WORKER;
     let (tokens_tx, tokens_rx) = sync_channel::<()>(window);
     for _ in 0..window {
@@ -111,11 +132,12 @@ pub fn run(
     let jobs_rx = Mutex::new(jobs_rx);
     let written = std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (jobs, done, model, stop) = (&jobs_rx, done_tx.clone(), &*model, &*stop);
-            scope.spawn(move || work(model, jobs, &done, options.include_sentence, stop));
+            let scorer = Scorer { model: &model, options, cache: cache.as_ref() };
+            let (jobs, done, stop) = (&jobs_rx, done_tx.clone(), &*stop);
+            scope.spawn(move || work(&scorer, jobs, &done, stop));
         }
         drop(done_tx);
-        write_in_order(output, done_rx, tokens_tx, &progress, &stop)
+        write_in_order(output, header, done_rx, tokens_tx, &progress, &stop)
     });
     progress.finish();
     let (written, bad) =
@@ -126,7 +148,8 @@ pub fn run(
         false => None,
     };
     let complete = read.is_some_and(|r| r.at_end && r.lines == written);
-    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete })
+    let cache_hits = cache.as_ref().map_or(0, Cache::hits);
+    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete, cache_hits })
 }
 
 struct ReadEnd {
@@ -135,8 +158,17 @@ struct ReadEnd {
     at_end: bool,
 }
 
+/// The cache, for a text classifier (a word task's answers are a list per word: not kept).
+fn cache_for(model: &Model, options: &Options) -> Option<Cache> {
+    let entries = options.cache_entries.unwrap_or(cache::DEFAULT_ENTRIES);
+    match model.spec.head {
+        Head::Text => Cache::new(entries, model.spec.labels.len()),
+        Head::Words { .. } => None,
+    }
+}
+
 fn read_all(
-    mut input: Box<dyn BufRead + Send>,
+    mut input: Records,
     jobs: &SyncSender<Job>,
     tokens: &Receiver<()>,
     stop: &AtomicBool,
@@ -148,13 +180,13 @@ fn read_all(
         if tokens.recv().is_err() || stop.load(Ordering::Relaxed) {
             return Ok(ReadEnd { lines: n, at_end: false });
         }
-        let Some(line) = read_line(input.as_mut())
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot read the input: {e}")))?
+        let Some(record) =
+            input.read().map_err(|e| io::Error::new(e.kind(), format!("cannot read the input: {e}")))?
         else {
             return Ok(ReadEnd { lines: n, at_end: true });
         };
-        progress.read(line.len() + 1);
-        if jobs.send((n, line)).is_err() {
+        progress.read(input.consumed());
+        if jobs.send((n, record)).is_err() {
             return Ok(ReadEnd { lines: n, at_end: false });
         }
         n += 1;
@@ -186,13 +218,7 @@ fn read_line(input: &mut dyn BufRead) -> io::Result<Option<Vec<u8>>> {
 
 /// Answers lines until the reader is done or a stop request: then the line in hand is finished
 /// and the queued ones are left, so the writer ends at the first gap with whole lines in order.
-fn work(
-    model: &Model,
-    jobs: &Mutex<Receiver<Job>>,
-    done: &SyncSender<Done>,
-    sentence: bool,
-    stop: &AtomicBool,
-) {
+fn work(scorer: &Scorer, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>, stop: &AtomicBool) {
     loop {
         let job = {
             let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -201,18 +227,12 @@ fn work(
             }
             jobs.recv_timeout(STOP_POLL)
         };
-        let (n, raw) = match job {
+        let (n, record) = match job {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let (line, bad) = match serde_json::from_slice::<Value>(&raw) {
-            Ok(item) => answer(model, &item, sentence),
-            Err(e) if raw.len() > MAX_BODY_BYTES => {
-                refusal(ApiError::PayloadTooLarge(format!("line is over {MAX_BODY_BYTES} bytes ({e})")))
-            }
-            Err(e) => refusal(ApiError::InvalidJson(format!("line is not JSON: {e}"))),
-        };
+        let (line, bad) = scorer.score(record);
         if done.send((n, line, bad)).is_err() {
             return;
         }
@@ -224,17 +244,108 @@ fn work(
 /// the API checks it; other fields are ignored: archives carry dates, authors and the like. Also
 /// the answer to a Distributed Map item.
 pub fn answer(model: &Model, item: &Value, sentence: bool) -> (String, bool) {
-    let answer = match input(model, item).and_then(|i| model.predict_one(&i, sentence)) {
-        Ok(prediction) => Answer::Prediction(prediction),
-        Err(e) => Answer::Error { error: e.detail() },
-    };
+    let answer = to_answer(input(model, item, None).and_then(|i| model.predict_one(&i, sentence)));
     let bad = matches!(answer, Answer::Error { .. });
-    (serde_json::to_string(&Line { id: item.get("id"), answer }).expect("answers serialise"), bad)
+    (serde_json::to_string(&Line { id: item.get("id"), answer: &answer }).expect("answers serialise"), bad)
 }
 
-fn input(model: &Model, item: &Value) -> Result<Input, ApiError> {
-    let Some(Value::String(text)) = item.get("text") else {
-        return Err(ApiError::InvalidRequest("expected a JSON object with a string \"text\"".into()));
+fn to_answer(prediction: Result<model::Answer, ApiError>) -> Answer {
+    match prediction {
+        Ok(prediction) => Answer::Prediction(prediction),
+        Err(e) => Answer::Error { error: e.detail() },
+    }
+}
+
+/// What each worker scores with: the model, the run's options, and the cache it shares.
+struct Scorer<'a> {
+    model: &'a Model,
+    options: &'a Options,
+    cache: Option<&'a Cache>,
+}
+
+impl Scorer<'_> {
+    /// The output line for one input record, and whether it is an error.
+    fn score(&self, record: Record) -> (String, bool) {
+        let fields = &self.options.fields;
+        let (id, answer) = match record {
+            Record::Line(raw) => match serde_json::from_slice::<Value>(&raw) {
+                Ok(item) => {
+                    let input = input(self.model, &item, fields.text.as_deref());
+                    (field(&item, fields.id.as_deref(), "id").cloned(), self.predict(input))
+                }
+                Err(e) if raw.len() > MAX_BODY_BYTES => (
+                    None,
+                    error(ApiError::PayloadTooLarge(format!("line is over {MAX_BODY_BYTES} bytes ({e})"))),
+                ),
+                Err(e) => (None, error(ApiError::InvalidJson(format!("line is not JSON: {e}")))),
+            },
+            Record::Row(Row { id, fields: Err(why) }) => {
+                (id.map(Value::String), error(ApiError::InvalidRequest(why)))
+            }
+            Record::Row(Row { id, fields: Ok((text, second)) }) => {
+                let input = row_input(self.model, text, second, fields.second.as_deref());
+                (id.map(Value::String), self.predict(input))
+            }
+        };
+        let bad = matches!(answer, Answer::Error { .. });
+        (output::line(self.options.output_format, id.as_ref(), &answer, &self.model.spec.labels), bad)
+    }
+
+    fn predict(&self, input: Result<Input, ApiError>) -> Answer {
+        let sentence = self.options.include_sentence;
+        to_answer(input.and_then(|input| match self.cache {
+            Some(cache) => cached(self.model, cache, &input, sentence).map(model::Answer::Text),
+            None => self.model.predict_one(&input, sentence),
+        }))
+    }
+}
+
+/// A text classifier's answer from the cache when the model has read this text before, else
+/// scored and kept. Either way the same `Prediction`, so the same output line.
+fn cached(
+    model: &Model,
+    cache: &Cache,
+    input: &Input,
+    sentence: bool,
+) -> Result<postprocess::Prediction, ApiError> {
+    let (text, second) = model.read_pair(input)?;
+    let spec = &model.spec;
+    let key = cache.key(&[Some(&spec.task), spec.lang.map(|l| l.as_str()), Some(&text), second.as_deref()]);
+    if let Some(stored) = cache.get(key) {
+        let read = sentence.then_some((text, second));
+        return Ok(stored.prediction(&spec.labels, spec.multi_label, read));
+    }
+    let prediction = model.score_read(text, second, sentence)?;
+    if let Some(stored) = Stored::of(&prediction, &spec.labels) {
+        cache.put(key, &stored);
+    }
+    Ok(prediction)
+}
+
+fn error(error: ApiError) -> Answer {
+    Answer::Error { error: error.detail() }
+}
+
+/// A CSV row's input: its text, and the second-text column's value as the model's pair field.
+fn row_input(
+    model: &Model,
+    text: String,
+    second: Option<String>,
+    column: Option<&str>,
+) -> Result<Input, ApiError> {
+    let field = second.is_some().then(|| model.spec.pair.as_deref().or(column).unwrap_or("second text"));
+    model.check_pair(field)?;
+    check_input(text, second, "text".into(), field.unwrap_or(""))
+}
+
+/// A JSON item's input: the text at `text_field` (default `"text"`), and its `"target"` or
+/// `"context"`.
+fn input(model: &Model, item: &Value, text_field: Option<&str>) -> Result<Input, ApiError> {
+    let Some(Value::String(text)) = field(item, text_field, "text") else {
+        return Err(ApiError::InvalidRequest(match text_field {
+            None => "expected a JSON object with a string \"text\"".into(),
+            Some(at) => format!("expected a string at {at:?} (--text-field)"),
+        }));
     };
     let mut second = None;
     for field in ["target", "context"] {
@@ -252,23 +363,21 @@ fn input(model: &Model, item: &Value) -> Result<Input, ApiError> {
     check_input(text.clone(), second, "text".into(), field.unwrap_or(""))
 }
 
-fn refusal(error: ApiError) -> (String, bool) {
-    let line = Line { id: None, answer: Answer::Error { error: error.detail() } };
-    (serde_json::to_string(&line).expect("errors serialise"), true)
-}
-
 /// Writes the answers in input order until the workers end. A write error stops the run at once:
 /// the stop flag ends the workers after their line in hand, and the results and tokens dropped
 /// here end the reader, so nobody waits on a writer that is gone.
 fn write_in_order(
     mut output: Box<dyn Write + Send>,
+    header: Option<String>,
     done: Receiver<Done>,
     tokens: SyncSender<()>,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> io::Result<(u64, u64)> {
-    let written =
-        write_lines(output.as_mut(), &done, &tokens, progress).and_then(|w| output.flush().map(|()| w));
+    let header = header.map_or(Ok(()), |h| writeln!(output, "{h}"));
+    let written = header
+        .and_then(|()| write_lines(output.as_mut(), &done, &tokens, progress))
+        .and_then(|w| output.flush().map(|()| w));
     if written.is_err() {
         stop.store(true, Ordering::Relaxed);
     }
@@ -305,9 +414,9 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(options: &Options) -> Self {
+    /// `size`: the input's bytes, when it is a plain file.
+    fn new(size: Option<u64>) -> Self {
         use std::io::IsTerminal;
-        let size = options.input.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len());
         let bar = match (io::stderr().is_terminal(), size) {
             (false, _) => indicatif::ProgressBar::hidden(),
             (true, Some(bytes)) => {
@@ -318,8 +427,8 @@ impl Progress {
         Self { bar, started: Instant::now(), texts: Default::default() }
     }
 
-    fn read(&self, bytes: usize) {
-        self.bar.inc(bytes as u64);
+    fn read(&self, bytes: u64) {
+        self.bar.set_position(bytes);
     }
 
     fn wrote(&self) {

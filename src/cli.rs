@@ -28,6 +28,7 @@ pub struct PredictArgs {
 impl PredictArgs {
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut parsed = Self::default();
+        let mut fields = Vec::new();
         let mut args = args.iter();
         let value = |flag: &str, next: Option<&String>| next.cloned().ok_or(format!("{flag} needs a value"));
         while let Some(arg) = args.next() {
@@ -35,9 +36,29 @@ impl PredictArgs {
                 "--task" => parsed.task = Some(value(arg, args.next())?),
                 "--lang" => parsed.lang = Some(value(arg, args.next())?),
                 "--include-sentence" => parsed.bulk.include_sentence = true,
-                "--input" => parsed.bulk.input = Some(value(arg, args.next())?.into()),
+                "--input" => {
+                    parsed.bulk.input = Some(value(arg, args.next())?).filter(|i| i != "-").map(Into::into)
+                }
                 "--output" => parsed.bulk.output = Some(value(arg, args.next())?.into()),
                 "--resume" => parsed.bulk.resume = true,
+                "--cache-entries" => {
+                    let n = value(arg, args.next())?;
+                    parsed.bulk.cache_entries =
+                        Some(n.parse().map_err(|_| format!("--cache-entries {n:?}"))?);
+                }
+                "--compression" => parsed.bulk.compression = Some(value(arg, args.next())?.parse()?),
+                "--format" => {
+                    parsed.bulk.format = match value(arg, args.next())?.as_str() {
+                        "jsonl" => bulk::Format::Jsonl,
+                        "csv" => bulk::Format::Csv,
+                        other => return Err(format!("--format {other:?}: expected jsonl or csv")),
+                    }
+                }
+                "--output-format" => parsed.bulk.output_format = value(arg, args.next())?.parse()?,
+                "--text-field" | "--id-field" | "--text-column" | "--id-column" | "--second-column" => {
+                    let name = value(arg, args.next())?;
+                    fields.push((arg.as_str(), name));
+                }
                 "--workers" => {
                     let n = value(arg, args.next())?;
                     parsed.bulk.workers =
@@ -56,8 +77,38 @@ impl PredictArgs {
         if parsed.bulk.resume && parsed.bulk.output.is_none() {
             return Err("--resume needs --output FILE".into());
         }
+        if parsed.bulk.resume && parsed.bulk.output_format == bulk::OutputFormat::Csv {
+            // A CSV row may span lines (a quoted id): the answers could not be checked line by line.
+            return Err("--resume reads back JSON Lines answers only; it cannot check a CSV output".into());
+        }
+        parsed.bulk.fields = fields_of(&parsed.bulk.format, fields)?;
         Ok(parsed)
     }
+}
+
+/// `--text-field`/`--id-field` (JSON pointers) for JSON Lines, `--*-column` for CSV: the
+/// other kind is refused rather than ignored.
+fn fields_of(format: &bulk::Format, given: Vec<(&str, String)>) -> Result<bulk::Fields, String> {
+    let mut fields = bulk::Fields::default();
+    for (option, name) in given {
+        let csv = option.ends_with("-column");
+        match (format, csv) {
+            (bulk::Format::Jsonl, true) => {
+                return Err(format!("{option} is for --format csv (JSON Lines: --text-field, --id-field)"))
+            }
+            (bulk::Format::Csv, false) => {
+                return Err(format!("{option} is for JSON Lines (CSV: --text-column, --id-column)"))
+            }
+            _ => {}
+        }
+        let slot = match option {
+            "--text-field" | "--text-column" => &mut fields.text,
+            "--id-field" | "--id-column" => &mut fields.id,
+            _ => &mut fields.second,
+        };
+        *slot = Some(name);
+    }
+    Ok(fields)
 }
 
 /// TEXTs go through the same handler as HTTP, so the CLI shows exactly what the API answers.
@@ -142,6 +193,7 @@ pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::
         bad = summary.bad,
         resumed = summary.resumed,
         interrupted = summary.interrupted,
+        cache_hits = summary.cache_hits,
         seconds,
         texts_per_s = summary.written as f64 / seconds.max(1e-9),
     );

@@ -27,9 +27,16 @@ const USAGE: &str =
                   --workers N (default: the cores available; at most 4 per core and what the
                   memory limit holds at the model's size, with a warning), --resume continues an
                   interrupted --output (refused if its lines are not answers to the input's first
-                  lines); exit 1 if a line was bad (its error is in place) or the output cannot be
-                  written, 130 if a signal stopped it (a second signal: at once), 141 quietly if
-                  the reader of stdout went away
+                  lines; JSON Lines output only); exit 1 if a line was bad (its error is in place)
+                  or the output cannot be written, 130 if a signal stopped it (a second signal: at
+                  once), 141 quietly if the reader of stdout went away. Archives: gzip and zstd
+                  input are known by their first bytes (--compression gzip|zstd|none to say);
+                  --format csv reads CSV rows (--text-column, default text; --id-column, default
+                  id if there is one; --second-column for a pair task); --text-field and
+                  --id-field take a JSON pointer (/data/text) or a name for JSON Lines;
+                  --output-format csv writes id,output,<a column per label>,error under a header;
+                  --cache-entries N (default 400000, ~38 MiB at 3 labels, 0: off) scores a text
+                  the model reads again once (not for ner and pos, whose answers are per word)
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,

@@ -216,11 +216,33 @@ impl Model {
     /// there is one left after preprocessing (else the text alone, as pysentimiento does for an
     /// empty context).
     fn classify(&self, input: &Input, with_sentence: bool) -> Result<Prediction, ApiError> {
+        let (sentence, second) = self.read_pair(input)?;
+        self.score(sentence, second, with_sentence).map_err(ApiError::Internal)
+    }
+
+    /// What a text classifier reads for `input`: the preprocessed text, and the preprocessed
+    /// second text unless preprocessing left only spaces. Refused as `predict_one` refuses it.
+    /// Bulk scoring's cache is keyed by this.
+    pub fn read_pair(&self, input: &Input) -> Result<(String, Option<String>), ApiError> {
         let sentence = self.read(&input.text, "the text")?;
         let pair = self.spec.pair.as_deref().unwrap_or("second text");
         let second = input.second.as_deref().map(|s| self.read(s, &format!("its {pair}"))).transpose()?;
-        let second = second.filter(|s| !s.chars().all(is_space));
-        self.score(sentence, second, with_sentence).map_err(ApiError::Internal)
+        Ok((sentence, second.filter(|s| !s.chars().all(is_space))))
+    }
+
+    /// `predict_one` for a text classifier, from what `read_pair` returned.
+    pub fn score_read(
+        &self,
+        sentence: String,
+        second: Option<String>,
+        with_sentence: bool,
+    ) -> Result<Prediction, ApiError> {
+        let started = Instant::now();
+        let prediction = self.score(sentence, second, with_sentence).map_err(ApiError::Internal)?;
+        self.first_run.call_once(|| {
+            tracing::info!(event = "first_run", model = %self.spec.name, ms = started.elapsed().as_secs_f64() * 1e3);
+        });
+        Ok(prediction)
     }
 
     fn score(

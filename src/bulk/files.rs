@@ -3,16 +3,19 @@
 //! symlink or a hard link) is refused first, and `--resume` keeps only lines it verified.
 
 use std::fs::{File, Metadata, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::records::Records;
 use super::{resume, Options};
 
 /// The input, open; the output, checked but not opened for writing until `create`.
 pub struct Files {
-    pub input: Box<dyn BufRead + Send>,
+    pub input: Records,
+    /// The input's size in bytes, for the progress bar: a plain file's only.
+    pub size: Option<u64>,
     /// Lines of an earlier, interrupted run that `--resume` keeps.
     pub resumed: u64,
     output: Output,
@@ -28,9 +31,16 @@ enum Output {
 impl Files {
     pub fn open(options: &Options) -> io::Result<Self> {
         refuse_same_file(options)?;
-        let mut input: Box<dyn BufRead + Send> = match &options.input {
+        let raw: Box<dyn BufRead + Send> = match &options.input {
             Some(path) => Box::new(BufReader::with_capacity(1 << 16, File::open(path).map_err(named(path))?)),
             None => Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+        };
+        let name = options.input.as_ref().map_or("stdin".into(), |p| p.display().to_string());
+        let mut input = Records::open(raw, options.compression, &options.format, &options.fields)
+            .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+        let size = match input.decompressed() {
+            true => None,
+            false => options.input.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()),
         };
         let (output, resumed) = match &options.output {
             None => (Output::Stdout, 0),
@@ -44,14 +54,14 @@ impl Files {
                         path.display()
                     ))
                 })?;
-                if let Some(line) = kept.cut {
-                    // The input line of the cut-off answer is read again first.
-                    input = Box::new(Cursor::new([line, b"\n".to_vec()].concat()).chain(input));
+                if let Some(record) = kept.cut {
+                    // The input record of the cut-off answer is read again first.
+                    input.push_back(record);
                 }
                 (Output::Kept(path.clone(), kept.end), kept.lines)
             }
         };
-        Ok(Self { input, resumed, output })
+        Ok(Self { input, size, resumed, output })
     }
 
     /// What error messages call the output.

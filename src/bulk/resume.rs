@@ -1,5 +1,5 @@
 //! `--resume`: which lines of an earlier, interrupted run to keep. A line is kept only when it is
-//! this program's answer to the input line at the same place (an answer or an error in place,
+//! this program's answer to the input record at the same place (an answer or an error in place,
 //! with that line's `id`), so a file that is not our output, or the output of another input, is
 //! refused untouched rather than trusted or cut.
 
@@ -7,7 +7,7 @@ use std::io::{BufRead, Read};
 
 use serde_json::Value;
 
-use super::read_line;
+use super::records::{Record, Records};
 use crate::config::MAX_BODY_BYTES;
 
 /// An answer line is the input's id (a line of up to `MAX_BODY_BYTES`) plus the answer (a
@@ -21,11 +21,11 @@ const MAX_ANSWER_BYTES: u64 = 4 * MAX_BODY_BYTES as u64;
 pub struct Kept {
     pub lines: u64,
     pub end: u64,
-    pub cut: Option<Vec<u8>>,
+    pub cut: Option<Record>,
 }
 
 /// Checks `output` line by line against `input`, which is left after the kept lines' inputs.
-pub fn check(output: &mut dyn BufRead, input: &mut dyn BufRead) -> Result<Kept, String> {
+pub fn check(output: &mut dyn BufRead, input: &mut Records) -> Result<Kept, String> {
     let mut kept = Kept { lines: 0, end: 0, cut: None };
     loop {
         let mut line = Vec::new();
@@ -40,17 +40,17 @@ pub fn check(output: &mut dyn BufRead, input: &mut dyn BufRead) -> Result<Kept, 
         if !whole && n as u64 > MAX_ANSWER_BYTES {
             return Err(format!("line {place} is longer than any answer"));
         }
-        let Some(question) = read_line(input).map_err(|e| format!("cannot read the input: {e}"))? else {
+        let Some(question) = input.read().map_err(|e| format!("cannot read the input: {e}"))? else {
             return Err(format!("it has more lines than the input ({place} or more)"));
         };
         if whole {
             line.pop();
-            answers(&line, &question).map_err(|why| format!("line {place} {why}"))?;
+            answers(&line, input.id(&question)).map_err(|why| format!("line {place} {why}"))?;
             kept.lines += 1;
             kept.end += n as u64;
         } else {
             // Only the last line can be cut (a run killed mid-write): it is written again.
-            if !starts_an_answer(&line, &question) {
+            if !starts_an_answer(&line, input.id(&question)) {
                 return Err(format!("its last line (line {place}, no newline) is not an answer"));
             }
             kept.cut = Some(question);
@@ -59,16 +59,16 @@ pub fn check(output: &mut dyn BufRead, input: &mut dyn BufRead) -> Result<Kept, 
     }
 }
 
-/// Whether `line` is what bulk scoring writes for the input line `question`: an object with an
-/// answer (`probas`) or an error in place, and the question's `id` exactly when it had one.
-fn answers(line: &[u8], question: &[u8]) -> Result<(), String> {
+/// Whether `line` is what bulk scoring writes for an input record whose id is `want`: an object
+/// with an answer (`probas`) or an error in place, and that `id` exactly when there is one.
+fn answers(line: &[u8], want: Option<Value>) -> Result<(), String> {
     let Ok(Value::Object(line)) = serde_json::from_slice::<Value>(line) else {
         return Err("is not a JSON object".into());
     };
     if !line.contains_key("probas") && line.get("error").and_then(|e| e.get("code")).is_none() {
         return Err("is neither an answer nor an error".into());
     }
-    let (got, want) = (line.get("id"), id(question));
+    let got = line.get("id");
     match got == want.as_ref() {
         true => Ok(()),
         false => Err(format!(
@@ -79,17 +79,13 @@ fn answers(line: &[u8], question: &[u8]) -> Result<(), String> {
     }
 }
 
-fn id(question: &[u8]) -> Option<Value> {
-    serde_json::from_slice::<Value>(question).ok()?.get("id").cloned()
-}
-
-/// Whether a line with no newline is an answer to `question`, whole or cut off: it must begin as
-/// the answer to that line begins (`{"id":<its id>` when it has one).
-fn starts_an_answer(line: &[u8], question: &[u8]) -> bool {
-    if answers(line, question).is_ok() {
+/// Whether a line with no newline is an answer to the record with id `want`, whole or cut off:
+/// it must begin as the answer to that record begins (`{"id":<its id>` when it has one).
+fn starts_an_answer(line: &[u8], want: Option<Value>) -> bool {
+    if answers(line, want.clone()).is_ok() {
         return true;
     }
-    let starts = match id(question) {
+    let starts = match want {
         Some(id) => vec![format!("{{\"id\":{id}")],
         // The first field of an answer, of a word-labelling answer, of an error.
         None => vec!["{\"output\":".into(), "{\"sentence\":".into(), "{\"error\":".into()],
@@ -107,7 +103,8 @@ mod tests {
     const ANSWER: &str = r#""output":"POS","probas":{"NEG":0.1,"NEU":0.1,"POS":0.8},"truncated":false}"#;
 
     fn check_str(output: &str, input: &str) -> Result<Kept, String> {
-        check(&mut output.as_bytes(), &mut input.as_bytes())
+        let mut input = Records::lines(Box::new(std::io::Cursor::new(input.as_bytes().to_vec())));
+        check(&mut output.as_bytes(), &mut input)
     }
 
     #[test]
@@ -117,7 +114,7 @@ mod tests {
             "{{\"id\":1,{ANSWER}\n{{\"error\":{{\"code\":\"invalid_json\",\"message\":\"m\"}}}}\n{{{ANSWER}\n{{\"id\":\"x\",\"outp"
         );
         let kept = check_str(&output, input).unwrap();
-        assert_eq!((kept.lines, kept.cut.as_deref()), (3, Some(&br#"{"id":"x","text":"d"}"#[..])));
+        assert_eq!((kept.lines, kept.cut), (3, Some(Record::Line(br#"{"id":"x","text":"d"}"#.to_vec()))));
         assert_eq!(kept.end as usize, output.rfind('\n').unwrap() + 1);
     }
 
