@@ -224,18 +224,15 @@ def main():
     done(t, baseline=report["cv"]["majority_baseline"]["macro_f1"],
          before=report["cv"]["before_pruning_fp32"]["macro_f1"], after=report["cv"]["after_pruning_fp32"]["macro_f1"])
 
-    t = stage("export fp32 with the head; quantize to int8")
+    t = stage("export fp32 with the head; quantize (model/precision.py's default recipe)")
+    import precision  # here, not at the top: this stage alone uses it (the rest of build.py is another change's)
     fp32_path, int8_path = work / "model-fp32.onnx", work / "model-int8.onnx"
     graph.save(graph.build(weights, word, w, b, LABELS), fp32_path)
-    # Per-channel weights, and the FFN output projections kept in fp32: their inputs (after GELU)
-    # have the widest activation range, and quantizing them cost the most agreement with fp32
-    # (measured: 90.0% all int8 per-tensor, 94.2% per-channel, 96.6% with these 12 kept, +21 MB).
-    ffn_out = [f"{n.name}" for n in onnx.load(str(fp32_path)).graph.node
-               if n.op_type == "MatMul" and any("ffn_out" in i for i in n.input)]
-    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_exclude=ffn_out)
-    report["quantization"] = {"method": "onnxruntime quantize_dynamic, QInt8 weights, per channel",
-                              "kept_fp32": f"{len(ffn_out)} FFN output MatMuls"}
+    # The recipe make bench-precision chose on trained checkpoints (docs/precision.md). The earlier
+    # one here, dynamic int8 per channel with the 12 FFN output MatMuls kept fp32, kept 96.6 % of
+    # fp32's labels (90.0 % all int8 per tensor, 94.2 % per channel), and its answers depended on the batch.
+    precision.quantize(fp32_path, int8_path, precision.DEFAULT)
+    report["quantization"] = {"recipe": precision.DEFAULT, "method": precision.describe(precision.DEFAULT)}
     report["size_mb"] = {"fp32": round(fp32_path.stat().st_size / 1e6, 1), "int8": round(int8_path.stat().st_size / 1e6, 1)}
     done(t, **report["size_mb"])
 
