@@ -127,6 +127,7 @@ def fidelity(binary, trained, recipes, work, evomsa):
                    "files_mb": files_mb(model_dir), "seconds": time.monotonic() - started}
             rows.append(row)
             print(json.dumps(row), flush=True)
+            save(work.parent / "results.json", "fidelity", [row])
     return rows
 
 
@@ -217,7 +218,21 @@ def speed(binary, recipes, work, evomsa):
         row["fit_in_250_mib"] = int((LAMBDA_ZIP_MIB * 2**20 - fixed) // (mb * 1e6))
         rows.append(row)
         print(json.dumps(row), flush=True)
+        save(work.parent / "results.json", "speed", [row])
     return rows
+
+
+def save(results, part, rows):
+    """Adds rows to results.json, replacing earlier rows of the same (checkpoint, recipe): several
+    runs (fidelity and speed apart, or recipes split) may write it."""
+    saved = json.loads(results.read_text()) if results.exists() else {}
+    mine = {(r.get("checkpoint"), r["recipe"]) for r in rows}
+    saved[part] = [r for r in saved.get(part, []) if (r.get("checkpoint"), r["recipe"]) not in mine] + rows
+    saved["machine"] = {"cpu": subprocess.run(["sh", "-c", "lscpu | grep 'Model name'"], capture_output=True,
+                                              text=True).stdout.split(":")[-1].strip(), "load": os.getloadavg()}
+    partial = results.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(saved, indent=1) + "\n")
+    partial.replace(results)
 
 
 def table(fid, spd):
@@ -260,27 +275,15 @@ def main():
     torch.set_num_threads(1)  # pysentimiento's reference: one thread, as the server's texts run
     work = pathlib.Path(args.work).resolve()
     results = work / "results.json"
-    saved = json.loads(results.read_text()) if results.exists() else {"fidelity": [], "speed": []}
     recipes = [r for r in args.recipes.split(",") if r]
     if recipes:
         trained = make_trained.build(args.wheel, args.evomsa, args.cache)
-        fresh = fidelity(args.binary, trained, recipes, work / "trained", args.evomsa)
-        saved["fidelity"] = [r for r in saved["fidelity"] if r["recipe"] not in recipes] + fresh
+        fidelity(args.binary, trained, recipes, work / "trained", args.evomsa)
     served = [r for r in args.serve.split(",") if r]
     if served:
-        fresh = speed(args.binary, served, work / "roberta", args.evomsa)
-        saved["speed"] = [r for r in saved["speed"] if r["recipe"] not in served] + fresh
-    saved["machine"] = {"cpu": subprocess.run(["sh", "-c", "lscpu | grep 'Model name'"], capture_output=True,
-                                              text=True).stdout.split(":")[-1].strip(),
-                        "load": os.getloadavg()}
-    # Another run (fidelity and speed may run apart) may have written rows meanwhile: keep theirs
-    # unless this run measured the same (checkpoint, recipe).
-    latest = json.loads(results.read_text()) if results.exists() else {}
-    for part in ("fidelity", "speed"):
-        mine = {(r.get("checkpoint"), r["recipe"]) for r in saved[part]}
-        saved[part] = [r for r in latest.get(part, []) if (r.get("checkpoint"), r["recipe"]) not in mine] + saved[part]
-    results.write_text(json.dumps(saved, indent=1) + "\n")
-    print(table(saved["fidelity"], saved["speed"]))
+        speed(args.binary, served, work / "roberta", args.evomsa)
+    saved = json.loads(results.read_text()) if results.exists() else {}
+    print(table(saved.get("fidelity", []), saved.get("speed", [])))
 
 
 if __name__ == "__main__":

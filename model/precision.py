@@ -116,6 +116,7 @@ RECIPES = {
     **{f"nbits{b}-b{k}-a{a}": (lambda b, k, a: lambda s, d, c: nbits(s, d, b, k, a))(b, k, a)
        for b in (8, 4) for k in (32, 64, 128) for a in (0, 4)},
     "nbits8-b32-a4+emb4": lambda s, d, c: nbits(s, d, 8, 32, 4, gather_bits=4),
+    "nbits8-b32-a0+emb4": lambda s, d, c: nbits(s, d, 8, 32, 0, gather_bits=4),
     "int8-static": lambda s, d, c: static(s, d, c),
     "int8-static-percentile": lambda s, d, c: static(s, d, c, method=CalibrationMethod.Percentile),
     "int8-static-ffn-out-fp32": lambda s, d, c: static(s, d, c, keep_fp32=True),
