@@ -245,8 +245,8 @@ def table(fid, spd):
         out = []
         for c in TASKS:
             r = cells.get(c)
-            out.append("failed" if r is None or "error" in r else
-                       f"{r['agreement']:.2%} / {r['max_dp']:.3f} / {r['batch_vs_alone']:.1g}")
+            out.append("not measured" if r is None else "failed" if "error" in r else
+                       f"{r['agreement']:.2%} / {r['max_dp']:.3f} / {r['batch_vs_alone']:.2g}")
         mb = next((r["files_mb"] for r in cells.values() if "files_mb" in r), float("nan"))
         lines.append(f"| {recipe} | " + " | ".join(out) + f" | {mb:.1f} |")
     if spd:
