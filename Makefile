@@ -244,7 +244,8 @@ sam-build: $(ORT_LIB) model $(VENV)/.done
 
 # The package carries MODEL_DIR as it is (one model: the default), or with PACKAGE_MODELS="sentiment/es
 # hate_speech/es" those models of MODEL_DIR's <task>/<lang>/ layout (e.g. MODEL_DIR=models). Lambda's
-# 250 MB unzipped limit holds about two RoBERTa-base int8 models (docs/models.md, "Packaging for Lambda").
+# 250 MB unzipped limit holds about two RoBERTa-base int8-dynamic models, one at the default precision
+# (docs/models.md, "Packaging for Lambda").
 MODEL_FILES := model.onnx model.onnx.data tokenizer.json config.json pipeline.json
 build-SentimientoFunction: lambda $(ORT_LIB)
 	cp $(LAMBDA_BIN) $(ORT_LIB) $(ARTIFACTS_DIR)/
