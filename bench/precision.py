@@ -27,8 +27,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "model"), str(ROOT / "tests/pysentimiento"), str(ROOT / "bench")]
 import check  # noqa: E402
@@ -131,14 +129,15 @@ def fidelity(binary, trained, recipes, work, evomsa):
     return rows
 
 
-def roberta(work, evomsa):
+def roberta(work):
+    """bench/models_memory.py's RoBERTuito-sized checkpoint (random weights), built once."""
     import models_memory
     models_memory.checkpoint(work / "checkpoint")
     return work / "checkpoint"
 
 
 def serve(binary, model_dir, env=None, group=None):
-    from rss import free_port, wait_listening
+    from rss import free_port
     port = free_port()
     command = [binary, "serve"]
     if group:
@@ -202,7 +201,7 @@ def warm_p50(binary, model_dir, texts, vcpu, mb):
 def speed(binary, recipes, work, evomsa):
     import run
     texts = run.tweets(evomsa)
-    checkpoint = roberta(work, evomsa)
+    checkpoint = roberta(work)
     base = work / "converted"
     tokenizer, names, feeds = prepare(checkpoint, "sentiment", base, evomsa)
     fixed = ROOT.joinpath("lib/libonnxruntime.so").stat().st_size + pathlib.Path(binary).stat().st_size

@@ -94,13 +94,11 @@ def static(src, dst, calibration, method=CalibrationMethod.MinMax, keep_fp32=Fal
     extra = {"MatMulConstBOnly": True, "ActivationSymmetric": False, "WeightSymmetric": True}
     if method == CalibrationMethod.Percentile:
         extra["CalibPercentile"] = 99.99
-    with tempfile.TemporaryDirectory() as tmp:
-        quantize_static(str(src), str(dst), Feeds(calibration), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul"], per_channel=per_channel, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8, calibrate_method=method,
-                        nodes_to_exclude=ffn_outputs(src) if keep_fp32 else [], use_external_data_format=True,
-                        extra_options=extra, calibration_cache_path=None)
-        del tmp
+    quantize_static(str(src), str(dst), Feeds(calibration), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul"], per_channel=per_channel, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, calibrate_method=method,
+                    nodes_to_exclude=ffn_outputs(src) if keep_fp32 else [], use_external_data_format=True,
+                    extra_options=extra)
 
 
 def static_with_nbits(src, dst, calibration):
