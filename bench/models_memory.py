@@ -2,7 +2,8 @@
 
 Builds one RoBERTuito-sized checkpoint (RoBERTa-base: 12 layers, hidden 768, vocabulary 30,002,
 130 positions; random weights, since the real ones are on the hub), converts it with
-model/convert.py (int8, the default), and lays it out as six of pysentimiento's (task, lang) pairs,
+model/convert.py (int8-dynamic: the precision every RoBERTuito-sized figure of BENCHMARKS.md was
+measured at, pinned since the default changed; docs/precision.md), and lays it out as six of pysentimiento's (task, lang) pairs,
 MODEL_DIR/<task>/<lang>/. Then:
 
 1. without a budget: loads the models one after another and prints the server's RSS after each
@@ -138,7 +139,7 @@ def main():
     converted = work / "converted"
     if not (converted / "model.onnx").exists():
         subprocess.run([sys.executable, str(ROOT / "model/convert.py"), "--from", str(work / "checkpoint"),
-                        "--out", str(converted)], check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+                        "--out", str(converted), "--precision", "int8-dynamic"], check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
     size = sum(p.stat().st_size for p in converted.iterdir() if p.name.startswith("model.onnx")) / 2**20
     print(f"RoBERTuito-sized int8 model: {size:.0f} MiB of model.onnx + model.onnx.data")
     layout(converted, work / "models")

@@ -1,17 +1,18 @@
 """make model HF_MODEL=<hub id or local checkpoint dir>: a pysentimiento (Hugging Face) sequence
 classifier, or token classifier for --task ner / pos, converted to the function's model
-directory, int8 by default.
+directory, at model/precision.py's DEFAULT precision unless told otherwise.
 
-    python model/convert.py --from SRC --out DIR [--task sentiment] [--lang es] [--precision int8|fp32]
+    python model/convert.py --from SRC --out DIR [--task sentiment] [--lang es] [--precision RECIPE]
 
 Stages: read the checkpoint and refuse what the function cannot serve (an architecture other than
 a BERT/RoBERTa-family sequence classifier, or token classifier for ner/pos, labels left at
 LABEL_0..) -> tokenizer.json (converted from a slow tokenizer when the checkpoint has none, and
 checked id for id against transformers on what the task reads: texts, text pairs for
 targeted_sentiment and context_hate_speech, spaCy's words for ner and pos) ->
-ONNX export with PyTorch (checked against PyTorch's logits) -> int8 (the recipe below) -> the
-import step (model/import_model.py: validate, optimise offline, pipeline.json). report.json keeps
-the figures: how far the int8 graph is from PyTorch's fp32 on the check texts.
+ONNX export with PyTorch (checked against PyTorch's logits) -> quantized (model/precision.py's
+recipe; docs/precision.md has each one's agreement) -> the import step (model/import_model.py:
+validate, optimise offline, pipeline.json). report.json keeps the figures: how far the served
+graph is from PyTorch's fp32 on the check texts.
 
 pipeline.json carries what pysentimiento's analyzer does for the model: the task, the language,
 max length 128, and the preprocessing arguments of pysentimiento's model table
@@ -31,7 +32,6 @@ import tempfile
 import numpy as np
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from tokenizers import Tokenizer
 from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification,
                           AutoTokenizer)
@@ -39,6 +39,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, AutoMo
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import import_model  # noqa: E402
+import precision  # noqa: E402
 
 # Model types whose sequence classifiers export and run with the function's inputs
 # (input_ids, attention_mask, token_type_ids when the tokenizer makes them) and are tested here:
@@ -57,13 +58,29 @@ def check_inputs(task, lang):
     preprocessed; for a pair task, each with another text as its target or context (an empty
     one every fifth: the text is then read alone); for ner and pos, spaCy's words of the text
     preprocessed with handles kept."""
-    from pysentimiento.preprocessing import preprocess_tweet
+    texts, rng = golden_texts()
+    long_text = " ".join(texts[:60])  # past 128 tokens: truncation is checked too
+    return as_inputs(texts[:CHECK_TEXTS] + [long_text], task, lang, rng)
+
+
+def golden_texts():
+    """The golden corpus's texts, shuffled, and the generator that shuffled them."""
     rows = [json.loads(line) for line in (HERE.parent / "tests/golden/preprocess.jsonl").open()]
     texts = [r["text"] for r in rows if not r["args"] and r["text"].strip()]
     rng = random.Random(0)
     rng.shuffle(texts)
-    long_text = " ".join(texts[:60])  # past 128 tokens: truncation is checked too
-    chosen = texts[:CHECK_TEXTS] + [long_text]
+    return texts, rng
+
+
+def calibration_inputs(task, lang, n=200):
+    """The static recipes' calibration texts: the golden corpus's last ones (after shuffling), never
+    the check texts above."""
+    return as_inputs(golden_texts()[0][-n:], task, lang, random.Random(1))
+
+
+def as_inputs(chosen, task, lang, rng):
+    """Texts as the task's model reads them (pysentimiento's preprocessing; words, or pairs)."""
+    from pysentimiento.preprocessing import preprocess_tweet
     if task in import_model.WORD_TASKS:
         from spacy.lang.en import English
         from spacy.lang.es import Spanish
@@ -190,11 +207,8 @@ def labels_of(probs, multi_label):
     return [tuple(p > 0.5) for p in probs] if multi_label else list(probs.argmax(axis=1))
 
 
-def quantize(fp32, int8):
-    """int8 weights for every MatMul and the embedding Gathers, one scale per output channel.
-    Chosen by measurement against pysentimiento's fp32 outputs (README, "pysentimiento's models")."""
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Gather"])
+# "int8" named today's int8-dynamic before the precision table (docs/precision.md) chose a default.
+ALIASES = {"int8": "int8-dynamic"}
 
 
 def main():
@@ -203,7 +217,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--task", default="sentiment")
     p.add_argument("--lang", default="es")
-    p.add_argument("--precision", choices=("int8", "fp32"), default="int8")
+    p.add_argument("--precision", choices=(*precision.RECIPES, *ALIASES), default=precision.DEFAULT)
     p.add_argument("--preprocessing", default=None, help="preprocess_tweet arguments as JSON")
     args = p.parse_args()
     table = json.loads((HERE / "pysentimiento-models.json").read_text())
@@ -230,10 +244,11 @@ def main():
         export_error = float(np.abs(exported - reference).max())
         if export_error > 1e-4:
             refuse(f"the ONNX export differs from PyTorch by {export_error:.2g} (limit 1e-4)")
-        served = work / "fp32.onnx"
-        if args.precision == "int8":
-            quantize(served, work / "int8.onnx")
-            served = work / "int8.onnx"
+        recipe = ALIASES.get(args.precision, args.precision)
+        feeds = None
+        if precision.needs_calibration(recipe):
+            feeds = precision.as_feeds([encode(tokenizer, i, return_tensors="np") for i in calibration_inputs(args.task, args.lang)], names)
+        served = precision.quantize(work / "fp32.onnx", work / "quantized.onnx", recipe, feeds)
         p_ref = probabilities(reference, multi_label)
         p_served = probabilities(logits_onnx(served, tokenizer, texts, names), multi_label)
         agreement = float(np.mean([a == b for a, b in zip(labels_of(p_ref, multi_label),
@@ -244,14 +259,14 @@ def main():
         pipeline_json = import_model.pipeline(name, args.task, args.lang, config.to_dict(), preprocessing)
         labels = import_model.install(served, work, out, pipeline_json)
     report = {
-        "source": args.src, "task": args.task, "lang": args.lang, "precision": args.precision,
+        "source": args.src, "task": args.task, "lang": args.lang, "precision": recipe,
         "architecture": config.architectures[0], "labels": labels, "tokenizer_checked_against": tokenizer_checked,
         "check_texts": len(texts), "export_max_abs_logit_error": export_error,
         "vs_pytorch_fp32": {"label_agreement": agreement, "labelled": "tokens" if args.task in import_model.WORD_TASKS else "texts",
                             "max_abs_probability_difference": float(np.abs(p_served - p_ref).max())},
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    print(f"converted {args.src} ({args.precision}, {len(labels)} labels) into {out}: "
+    print(f"converted {args.src} ({recipe}, {len(labels)} labels) into {out}: "
           f"{agreement:.1%} same labels as PyTorch fp32, max |dp| "
           f"{report['vs_pytorch_fp32']['max_abs_probability_difference']:.2g}")
 
