@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lambda_sim import Group, pct  # noqa: E402
+from lambda_sim import Group, pct, stop  # noqa: E402
 from rss import TEXTS, free_port  # noqa: E402
 from run import drop_page_cache  # noqa: E402
 
@@ -99,16 +99,6 @@ def start(stack):
         stop(proc, group)
         raise RuntimeError(f"{e}; memory limit hit {hits} times") from None
     return proc, port, group, healthy, answered
-
-
-def stop(proc, group):
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    group.remove()
 
 
 def measure(stack):
