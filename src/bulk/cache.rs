@@ -307,7 +307,11 @@ mod tests {
         for i in 0..20_000 {
             cache.put(cache.key(&[Some(&i.to_string())]), &answer(0.1));
         }
-        assert_eq!((cache.entries(), buckets()), (1000, before));
+        // capacity() is entries + room left, and a removal's tombstone takes room until the next
+        // in-place rehash: it may dip below `before`, only a reallocation would take it above.
+        let after = buckets();
+        assert_eq!(cache.entries(), 1000);
+        assert!(after <= before, "the index grew from {before} to {after}");
     }
 
     #[test]
