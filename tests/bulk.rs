@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixture;
+use common::{fixture, with_stdin};
 use serde_json::{json, Value};
 
 fn sentimiento(model: &str) -> Command {
@@ -28,19 +28,7 @@ fn bulk(model: &str, args: &[&str], input: &str) -> (Output, Vec<Value>) {
 }
 
 fn bulk_in(model_dir: &Path, args: &[&str], input: &str) -> (Output, Vec<Value>) {
-    let mut child = in_dir(model_dir)
-        .arg("predict")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
+    let output = with_stdin(in_dir(model_dir).arg("predict").args(args), input.as_bytes());
     let lines =
         String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     (output, lines)

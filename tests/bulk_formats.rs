@@ -6,9 +6,9 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::fixture;
+use common::{fixture, with_stdin};
 use serde_json::{json, Value};
 
 /// `sentimiento predict ARGS` on the tiny model, `input` on stdin: its output.
@@ -17,22 +17,9 @@ fn run(args: &[&str], input: &[u8]) -> Output {
 }
 
 fn run_on(model: &str, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sentimiento"))
-        .env("MODEL_DIR", fixture(model))
-        .env("RUST_LOG", "info")
-        .arg("predict")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    output
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sentimiento"));
+    command.env("MODEL_DIR", fixture(model)).env("RUST_LOG", "info").arg("predict").args(args);
+    with_stdin(&mut command, input)
 }
 
 fn stdout(output: &Output) -> String {

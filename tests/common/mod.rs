@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: a model cell over a fixture and an in-process client.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use aws_lambda_events::encodings::Body;
 use lambda_http::http::Request;
@@ -131,4 +133,17 @@ pub fn serve_binary(model: &str, env: &[(&str, &str)]) -> (std::process::Child, 
         std::thread::sleep(Duration::from_millis(50));
     }
     (server, addr)
+}
+
+/// Runs `command` with `input` on its stdin, written from a thread so that a large input cannot
+/// block against a full stdout pipe; its whole output.
+pub fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    output
 }
