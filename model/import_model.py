@@ -25,6 +25,12 @@ from optimize import optimize  # noqa: E402
 
 CANDIDATES = ["model.onnx", "onnx/model_quantized.onnx", "onnx/model.onnx"]
 SAMPLE = "Me encanta este día, qué genial"
+# Texts of varied lengths for the batch check: in one padded batch and alone they must answer alike.
+BATCH_TEXTS = [SAMPLE, "hola", "no", "qué asco de servicio, nunca más vuelvo a este lugar", "la reunión es a las cinco",
+               "el tren sale del andén tres y llega tarde otra vez, como todos los lunes de este mes", "😂😂",
+               "@usuario gracias!!! https://t.co/x", "odio el lunes", "Buenos días a todos, que tengan una excelente semana"]
+# A text's answer in a batch may differ from its answer alone by float rounding only.
+BATCH_TOLERANCE = 1e-5
 # pysentimiento forces tokenizer.model_max_length = 128 for every model.
 MAX_TOKENS = 128
 # RoBERTa-family models number positions from pad_token_id + 1 (RoBERTuito: 130 -> 128 usable).
@@ -45,10 +51,14 @@ def max_tokens(config):
     """pysentimiento's 128, or fewer when the model has fewer usable positions."""
     positions = config.get("max_position_embeddings", MAX_TOKENS)
     if config.get("model_type") in OFFSET_POSITIONS:
-        # `"pad_token_id": null` in a config.json means RoBERTa's default, 1.
-        pad = config.get("pad_token_id")
-        positions -= (1 if pad is None else pad) + 1
+        positions -= pad_id(config) + 1
     return min(MAX_TOKENS, positions)
+
+
+def pad_id(config):
+    """`"pad_token_id": null` in a config.json means the family's default: RoBERTa's 1, BERT's 0."""
+    pad = config.get("pad_token_id")
+    return pad if pad is not None else int(config.get("model_type") in OFFSET_POSITIONS)
 
 
 def validate(onnx_path, tokenizer_path, config, prefix, task):
@@ -97,8 +107,27 @@ def install(onnx_path, src, out, pipeline_json):
     for name in ("config.json", "tokenizer.json"):
         if (src / name).resolve() != (out / name).resolve():
             shutil.copyfile(src / name, out / name)
+    batched = batch_difference(out / "model.onnx", out / "tokenizer.json", config, pipeline_json)
+    if batched <= BATCH_TOLERANCE:
+        # Bulk scoring runs padded batches only on a graph measured here to allow them.
+        pipeline_json = pipeline_json | {"batch_padding_id": pad_id(config)}
     (out / "pipeline.json").write_text(json.dumps(pipeline_json, indent=1, ensure_ascii=False) + "\n")
+    print(f"import: a text in a padded batch vs alone: max |dp| {batched:.2g}: "
+          + ("bulk scoring batches" if batched <= BATCH_TOLERANCE else "bulk scoring runs one text at a time"))
     return list(labels.values())
+
+
+def batch_difference(onnx_path, tokenizer_path, config, pipeline_json):
+    """precision.batch_vs_alone on the installed graph, loaded as the function loads it."""
+    from precision import batch_vs_alone
+    tok = Tokenizer.from_file(str(tokenizer_path))
+    tok.enable_truncation(pipeline_json["max_tokens"])
+    names = [i.name for i in ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()]
+    encodings = [{"input_ids": e.ids, "attention_mask": e.attention_mask, "token_type_ids": e.type_ids}
+                 for e in (tok.encode(pipeline_json["prefix"] + t) for t in BATCH_TEXTS)]
+    multi = config.get("problem_type") == "multi_label_classification"
+    return batch_vs_alone(onnx_path, encodings, names, pad_id(config), pipeline_json["task"] in WORD_TASKS, multi,
+                          batch=len(BATCH_TEXTS))
 
 
 def main():

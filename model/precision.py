@@ -179,9 +179,9 @@ def batch_vs_alone(model_path, encodings, names, pad_id, words, multi_label, bat
         for row, e in enumerate(group):
             for n in names:
                 feed[n][row, :len(e[n])] = e[n]
-        batched = probs(session.run(["logits"], feed)[0])
+        batched = probs(session.run(None, feed)[0])
         for row, e in enumerate(group):
-            alone = probs(session.run(["logits"], {n: np.asarray([e[n]], np.int64) for n in names})[0])[0]
+            alone = probs(session.run(None, {n: np.asarray([e[n]], np.int64) for n in names})[0])[0]
             mine = batched[row, :len(e["input_ids"])] if words else batched[row]
             worst = max(worst, float(np.abs(mine - alone).max()))
     return worst

@@ -44,6 +44,15 @@ use crate::request::check_input;
 /// Lines in flight per worker: enough to keep every worker busy while the writer waits for a slow one.
 const WINDOW_PER_WORKER: usize = 64;
 
+/// Lines a worker takes at once with `--batch`: the window within which lines are sorted by
+/// length for `Model::score_reads`, and the largest `--batch`. Half a worker's share of the
+/// window, so that the reader stays ahead.
+pub const BATCH_LINES: usize = WINDOW_PER_WORKER / 2;
+
+const NO_BATCHES: &str = "--batch: this model gives a text other answers in a padded batch than alone \
+    (dynamic int8 quantizes each run's activations with one scale), or is a word task; `make model` \
+    marks a model whose answers do not depend on the batch (pipeline.json's batch_padding_id)";
+
 /// How often an idle worker looks at the stop flag. Only a worker with nothing to do waits this
 /// long, and only when the reader cannot end the run itself: blocked reading a stdin that sends
 /// nothing, which no signal interrupts.
@@ -60,6 +69,8 @@ pub struct Options {
     pub cache_entries: Option<usize>,
     /// `None`: known by the input's first bytes.
     pub compression: Option<Compression>,
+    /// Texts per session run (`--batch`), for a model that `batches()`; 0 or 1: one.
+    pub batch: usize,
     pub format: Format,
     pub fields: Fields,
     pub output_format: OutputFormat,
@@ -77,6 +88,8 @@ pub struct Summary {
     pub interrupted: bool,
     /// Lines answered from the cache of repeated texts.
     pub cache_hits: u64,
+    /// ONNX Runtime session runs: one per text scored, fewer when the model batches.
+    pub runs: u64,
 }
 
 /// One output line: the input's `id` (when it had one), then what `POST /predict` answers for its
@@ -98,6 +111,12 @@ enum Answer {
 
 type Job = (u64, Record);
 type Done = (u64, String, bool);
+/// A text classifier's answer, or why there is none.
+type Scored = Result<postprocess::Prediction, ApiError>;
+/// What the model reads for a text the cache does not hold (text, second text), and its cache key.
+type Miss = ((String, Option<String>), Option<u128>);
+/// A line's number and id, and its answer unless the model has yet to score it.
+type LookedUp = (u64, Option<Value>, Option<Scored>);
 
 /// Scores `files` (opened by `Files::open`) until the input ends, `stop` is set, or a write fails
 /// (the error then names the output and keeps its kind: `BrokenPipe` when the reader went away).
@@ -109,9 +128,20 @@ pub fn run(
 ) -> io::Result<Summary> {
     if stop.load(Ordering::Relaxed) {
         // Stopped while the model loaded: the output is not even created (truncated).
-        return Ok(Summary { written: 0, bad: 0, resumed: files.resumed, interrupted: true, cache_hits: 0 });
+        return Ok(Summary {
+            written: 0,
+            bad: 0,
+            resumed: files.resumed,
+            interrupted: true,
+            cache_hits: 0,
+            runs: 0,
+        });
+    }
+    if options.batch > 1 && !model.batches() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NO_BATCHES));
     }
     let workers = options.workers.max(1);
+    let runs_before = model.runs();
     let name = files.output_name();
     let header = output::header(options.output_format, &model)?;
     let cache = cache_for(&model, options);
@@ -149,7 +179,8 @@ pub fn run(
     };
     let complete = read.is_some_and(|r| r.at_end && r.lines == written);
     let cache_hits = cache.as_ref().map_or(0, Cache::hits);
-    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete, cache_hits })
+    let runs = model.runs() - runs_before;
+    Ok(Summary { written, bad, resumed: files.resumed, interrupted: !complete, cache_hits, runs })
 }
 
 struct ReadEnd {
@@ -216,25 +247,27 @@ fn read_line(input: &mut dyn BufRead) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(line))
 }
 
-/// Answers lines until the reader is done or a stop request: then the line in hand is finished
+/// Answers lines until the reader is done or a stop request: then the lines in hand are finished
 /// and the queued ones are left, so the writer ends at the first gap with whole lines in order.
 fn work(scorer: &Scorer, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>, stop: &AtomicBool) {
+    let take = if scorer.options.batch > 1 { BATCH_LINES } else { 1 };
     loop {
-        let job = {
+        let taken = {
             let jobs = jobs.lock().unwrap_or_else(|p| p.into_inner());
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            jobs.recv_timeout(STOP_POLL)
+            match jobs.recv_timeout(STOP_POLL) {
+                // Only what is already queued: waiting to fill a batch would stall the writer.
+                Ok(first) => std::iter::once(first).chain(jobs.try_iter().take(take - 1)).collect::<Vec<_>>(),
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         };
-        let (n, record) = match job {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let (line, bad) = scorer.score(record);
-        if done.send((n, line, bad)).is_err() {
-            return;
+        for line in scorer.score_all(taken) {
+            if done.send(line).is_err() {
+                return;
+            }
         }
     }
 }
@@ -264,39 +297,98 @@ struct Scorer<'a> {
 }
 
 impl Scorer<'_> {
+    /// The output lines for some input records, in their order. With `--batch` they are all read
+    /// first, repeats answered from the cache, and the rest scored in padded batches.
+    fn score_all(&self, jobs: Vec<Job>) -> Vec<Done> {
+        if self.options.batch <= 1 {
+            return jobs.into_iter().map(|(n, record)| self.score(n, record)).collect();
+        }
+        let (looked_up, misses) = self.look_up(jobs);
+        let mut scored = self.score_misses(misses).into_iter();
+        let done = |(n, id, answer): LookedUp| {
+            let answer = answer.or_else(|| scored.next()).expect("one score per miss");
+            self.line(n, id, to_answer(answer.map(model::Answer::Text)))
+        };
+        looked_up.into_iter().map(done).collect()
+    }
+
+    /// Each record's id and its answer when it has one without the model (an error, or the
+    /// cache's), and what the model must read for the others, in order.
+    fn look_up(&self, jobs: Vec<Job>) -> (Vec<LookedUp>, Vec<Miss>) {
+        let sentence = self.options.include_sentence;
+        let (mut looked_up, mut misses) = (Vec::with_capacity(jobs.len()), Vec::new());
+        for (n, record) in jobs {
+            let (id, input) = self.parse(record);
+            let answer = match input.and_then(|input| lookup(self.model, self.cache, &input, sentence)) {
+                Ok(Lookup::Hit(prediction)) => Some(Ok(prediction)),
+                Ok(Lookup::Miss { text, second, key }) => {
+                    misses.push(((text, second), key));
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            };
+            looked_up.push((n, id, answer));
+        }
+        (looked_up, misses)
+    }
+
+    /// The misses scored in padded batches and kept in the cache; a fault fails them all.
+    fn score_misses(&self, misses: Vec<Miss>) -> Vec<Scored> {
+        let (reads, keys): (Vec<_>, Vec<_>) = misses.into_iter().unzip();
+        match self.model.score_reads(reads, self.options.batch, self.options.include_sentence) {
+            Ok(predictions) => {
+                let kept = predictions.into_iter().zip(keys);
+                kept.map(|(prediction, key)| Ok(keep(self.model, self.cache, key, prediction))).collect()
+            }
+            Err(fault) => keys.iter().map(|_| Err(fault.clone())).collect(),
+        }
+    }
+
     /// The output line for one input record, and whether it is an error.
-    fn score(&self, record: Record) -> (String, bool) {
+    fn score(&self, n: u64, record: Record) -> Done {
+        let (id, input) = self.parse(record);
+        let answer = match input {
+            Ok(input) => self.predict(input),
+            Err(e) => error(e),
+        };
+        self.line(n, id, answer)
+    }
+
+    fn line(&self, n: u64, id: Option<Value>, answer: Answer) -> Done {
+        let bad = matches!(answer, Answer::Error { .. });
+        (n, output::line(self.options.output_format, id.as_ref(), &answer, &self.model.spec.labels), bad)
+    }
+
+    /// A record's id and what the model is asked to label, or why the record cannot be labelled.
+    fn parse(&self, record: Record) -> (Option<Value>, Result<Input, ApiError>) {
         let fields = &self.options.fields;
-        let (id, answer) = match record {
+        match record {
             Record::Line(raw) => match serde_json::from_slice::<Value>(&raw) {
                 Ok(item) => {
                     let input = input(self.model, &item, fields.text.as_deref());
-                    (field(&item, fields.id.as_deref(), "id").cloned(), self.predict(input))
+                    (field(&item, fields.id.as_deref(), "id").cloned(), input)
                 }
                 Err(e) if raw.len() > MAX_BODY_BYTES => (
                     None,
-                    error(ApiError::PayloadTooLarge(format!("line is over {MAX_BODY_BYTES} bytes ({e})"))),
+                    Err(ApiError::PayloadTooLarge(format!("line is over {MAX_BODY_BYTES} bytes ({e})"))),
                 ),
-                Err(e) => (None, error(ApiError::InvalidJson(format!("line is not JSON: {e}")))),
+                Err(e) => (None, Err(ApiError::InvalidJson(format!("line is not JSON: {e}")))),
             },
             Record::Row(Row { id, fields: Err(why) }) => {
-                (id.map(Value::String), error(ApiError::InvalidRequest(why)))
+                (id.map(Value::String), Err(ApiError::InvalidRequest(why)))
             }
             Record::Row(Row { id, fields: Ok((text, second)) }) => {
-                let input = row_input(self.model, text, second, fields.second.as_deref());
-                (id.map(Value::String), self.predict(input))
+                (id.map(Value::String), row_input(self.model, text, second, fields.second.as_deref()))
             }
-        };
-        let bad = matches!(answer, Answer::Error { .. });
-        (output::line(self.options.output_format, id.as_ref(), &answer, &self.model.spec.labels), bad)
+        }
     }
 
-    fn predict(&self, input: Result<Input, ApiError>) -> Answer {
+    fn predict(&self, input: Input) -> Answer {
         let sentence = self.options.include_sentence;
-        to_answer(input.and_then(|input| match self.cache {
+        to_answer(match self.cache {
             Some(cache) => cached(self.model, cache, &input, sentence).map(model::Answer::Text),
             None => self.model.predict_one(&input, sentence),
-        }))
+        })
     }
 }
 
@@ -308,18 +400,52 @@ fn cached(
     input: &Input,
     sentence: bool,
 ) -> Result<postprocess::Prediction, ApiError> {
+    match lookup(model, Some(cache), input, sentence)? {
+        Lookup::Hit(prediction) => Ok(prediction),
+        Lookup::Miss { text, second, key } => {
+            Ok(keep(model, Some(cache), key, model.score_read(text, second, sentence)?))
+        }
+    }
+}
+
+enum Lookup {
+    Hit(postprocess::Prediction),
+    /// What the model reads for the input, and its cache key (`None`: no cache).
+    Miss {
+        text: String,
+        second: Option<String>,
+        key: Option<u128>,
+    },
+}
+
+/// The input as the model reads it, answered from the cache when it holds it.
+fn lookup(model: &Model, cache: Option<&Cache>, input: &Input, sentence: bool) -> Result<Lookup, ApiError> {
     let (text, second) = model.read_pair(input)?;
     let spec = &model.spec;
+    let Some(cache) = cache else { return Ok(Lookup::Miss { text, second, key: None }) };
     let key = cache.key(&[Some(&spec.task), spec.lang.map(|l| l.as_str()), Some(&text), second.as_deref()]);
-    if let Some(stored) = cache.get(key) {
-        let read = sentence.then_some((text, second));
-        return Ok(stored.prediction(&spec.labels, spec.multi_label, read));
+    match cache.get(key) {
+        Some(stored) => {
+            let read = sentence.then_some((text, second));
+            Ok(Lookup::Hit(stored.prediction(&spec.labels, spec.multi_label, read)))
+        }
+        None => Ok(Lookup::Miss { text, second, key: Some(key) }),
     }
-    let prediction = model.score_read(text, second, sentence)?;
-    if let Some(stored) = Stored::of(&prediction, &spec.labels) {
-        cache.put(key, &stored);
+}
+
+/// Keeps a scored answer in the cache (when there is one) and hands it on.
+fn keep(
+    model: &Model,
+    cache: Option<&Cache>,
+    key: Option<u128>,
+    prediction: postprocess::Prediction,
+) -> postprocess::Prediction {
+    if let (Some(cache), Some(key)) = (cache, key) {
+        if let Some(stored) = Stored::of(&prediction, &model.spec.labels) {
+            cache.put(key, &stored);
+        }
     }
-    Ok(prediction)
+    prediction
 }
 
 fn error(error: ApiError) -> Answer {

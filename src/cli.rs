@@ -46,6 +46,14 @@ impl PredictArgs {
                     parsed.bulk.cache_entries =
                         Some(n.parse().map_err(|_| format!("--cache-entries {n:?}"))?);
                 }
+                "--batch" => {
+                    let n = value(arg, args.next())?;
+                    let at_most = bulk::BATCH_LINES;
+                    parsed.bulk.batch =
+                        n.parse().ok().filter(|&n| (1..=at_most).contains(&n)).ok_or(format!(
+                            "--batch {n:?}: expected texts per session run, 1 to {at_most}"
+                        ))?;
+                }
                 "--compression" => parsed.bulk.compression = Some(value(arg, args.next())?.parse()?),
                 "--format" => {
                     parsed.bulk.format = match value(arg, args.next())?.as_str() {
@@ -194,6 +202,7 @@ pub async fn bulk(models: &'static Registry, args: PredictArgs) -> Result<bulk::
         resumed = summary.resumed,
         interrupted = summary.interrupted,
         cache_hits = summary.cache_hits,
+        runs = summary.runs,
         seconds,
         texts_per_s = summary.written as f64 / seconds.max(1e-9),
     );

@@ -45,6 +45,9 @@ pub struct ModelSpec {
     pub head: Head,
     /// The second text the task reads (`"target"`, `"context"`), if it reads one.
     pub pair: Option<String>,
+    /// The token id that pads a batch, when the conversion measured that a text answers the same
+    /// in a padded batch as alone (model/import_model.py); `None`: one text per run.
+    pub batch_padding_id: Option<i64>,
 }
 
 /// What the model's logits label.
@@ -103,6 +106,8 @@ pub struct Pipeline {
     pre_optimized: bool,
     #[serde(default)]
     pair: Option<String>,
+    #[serde(default)]
+    batch_padding_id: Option<i64>,
 }
 
 impl Default for Pipeline {
@@ -167,6 +172,7 @@ impl ModelSpec {
             pre_optimized: pipeline.pre_optimized,
             head,
             pair: pipeline.pair,
+            batch_padding_id: pipeline.batch_padding_id,
         })
     }
 }

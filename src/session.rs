@@ -1,7 +1,9 @@
-//! The ONNX Runtime session: one input's token ids in, logits out (per text, or per token).
+//! The ONNX Runtime session: token ids in, logits out (per text, or per token), for one input or
+//! a padded batch.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use ort::environment::Environment;
@@ -21,6 +23,8 @@ pub struct Classifier {
     sessions: Vec<Mutex<Session>>,
     feeds_token_types: bool,
     output: String,
+    /// Session runs so far (bulk scoring reports them: fewer than its texts when it batches).
+    runs: AtomicU64,
 }
 
 impl Classifier {
@@ -40,7 +44,8 @@ impl Classifier {
         }
         let feeds_token_types = inputs.contains(&"token_type_ids");
         let output = session.outputs().first().map(|o| o.name().to_string()).ok_or("model has no outputs")?;
-        Ok(Self { sessions: sessions.into_iter().map(Mutex::new).collect(), feeds_token_types, output })
+        let sessions = sessions.into_iter().map(Mutex::new).collect();
+        Ok(Self { sessions, feeds_token_types, output, runs: AtomicU64::new(0) })
     }
 
     /// The output's declared rank and last dimension (`None` where the graph leaves it symbolic):
@@ -57,16 +62,48 @@ impl Classifier {
 
     /// The logits of one input: their shape and values, row-major.
     pub fn run(&self, inputs: &Inputs) -> Result<Logits, String> {
-        let tensor = |data| view([1, inputs.tokens()], data);
-        let mut feeds: Vec<(Cow<str>, SessionInputValue)> = vec![
-            ("input_ids".into(), tensor(&inputs.input_ids)?.into()),
-            ("attention_mask".into(), tensor(&inputs.attention_mask)?.into()),
-        ];
+        let shape = [1, inputs.tokens()];
+        self.run_tensors(shape, &inputs.input_ids, &inputs.attention_mask, &inputs.token_type_ids)
+    }
+
+    /// The logits of several inputs in one run, each padded at its end to the longest with `pad`
+    /// (masked out, token type 0): rows in the inputs' order.
+    pub fn run_padded(&self, batch: &[&Inputs], pad: i64) -> Result<Logits, String> {
+        let width = batch.iter().map(|i| i.tokens()).max().unwrap_or(0);
+        let padded = |field: fn(&Inputs) -> &[i64], fill: i64| {
+            let mut all = Vec::with_capacity(batch.len() * width);
+            for inputs in batch {
+                all.extend_from_slice(field(inputs));
+                all.resize(all.len() + width - inputs.tokens(), fill);
+            }
+            all
+        };
+        let ids = padded(|i| &i.input_ids, pad);
+        let mask = padded(|i| &i.attention_mask, 0);
+        let types = padded(|i| &i.token_type_ids, 0);
+        self.run_tensors([batch.len(), width], &ids, &mask, &types)
+    }
+
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    fn run_tensors(
+        &self,
+        shape: [usize; 2],
+        ids: &[i64],
+        mask: &[i64],
+        types: &[i64],
+    ) -> Result<Logits, String> {
+        let tensor = |data| view(shape, data);
+        let mut feeds: Vec<(Cow<str>, SessionInputValue)> =
+            vec![("input_ids".into(), tensor(ids)?.into()), ("attention_mask".into(), tensor(mask)?.into())];
         if self.feeds_token_types {
-            feeds.push(("token_type_ids".into(), tensor(&inputs.token_type_ids)?.into()));
+            feeds.push(("token_type_ids".into(), tensor(types)?.into()));
         }
         // A panic while holding the lock cannot leave the session half-updated: ORT owns its state.
         let mut session = self.free_session();
+        self.runs.fetch_add(1, Ordering::Relaxed);
         let outputs = session.run(feeds).map_err(|e| format!("inference failed: {e}"))?;
         let (shape, values) = outputs[self.output.as_str()]
             .try_extract_tensor::<f32>()

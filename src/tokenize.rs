@@ -4,8 +4,8 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-/// The model inputs of one input, each a `[1, tokens]` tensor: unpadded, since `Model::predict`
-/// runs one input at a time.
+/// The model inputs of one input, each a `[1, tokens]` tensor, unpadded: `Classifier::run_padded`
+/// pads a batch of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inputs {
     pub input_ids: Vec<i64>,

@@ -71,6 +71,90 @@ fn each_line_is_what_post_predict_answers_for_its_text() {
     }
 }
 
+/// `dir` as model/import_model.py leaves a graph it measured to answer alike in a padded batch.
+fn batching(dir: &Path) {
+    common::edit_json(&dir.join("pipeline.json"), |p| p["batch_padding_id"] = json!(0));
+}
+
+/// Same labels and truncation, probabilities within 1e-5: a padded batch sums in another order.
+fn assert_same_answer(line: &Value, expected: &Value) {
+    let (mut line, mut expected) = (line.clone(), expected.clone());
+    let (got, want) = (line.as_object_mut().unwrap(), expected.as_object_mut().unwrap());
+    got.remove("id");
+    want.remove("id");
+    let (p, q) = (got.remove("probas").unwrap(), want.remove("probas").unwrap());
+    assert_eq!(got, want);
+    for (label, q) in q.as_object().unwrap() {
+        assert!((p[label].as_f64().unwrap() - q.as_f64().unwrap()).abs() <= 1e-5, "{label}: {p} vs {q}");
+    }
+}
+
+#[test]
+fn a_model_that_batches_answers_each_line_as_post_predict_does_in_fewer_runs() {
+    // tiny-slow: each run costs tens of milliseconds, so the reader is always ahead of the workers.
+    let dir = common::copy_fixture("tiny-slow");
+    batching(dir.path());
+    // Two lengths (one word; twenty, past max_tokens: truncated), so that batches fill up whatever
+    // the lines each worker takes; and two bad lines among them.
+    let texts: Vec<String> =
+        (0..40).map(|i| vec![WORDS[i % 2]; if i % 3 == 0 { 20 } else { 1 }].join(" ")).collect();
+    let mut input: Vec<String> = texts.iter().map(|t| format!("{}\n", json!({ "text": t }))).collect();
+    input.splice(20..20, ["not json\n".to_string(), "{\"text\": 5}\n".to_string()]);
+    let input = input.concat();
+    let args = ["predict", "--workers", "2", "--cache-entries", "0", "--batch", "16"];
+    let output = with_stdin(in_dir(dir.path()).env("RUST_LOG", "info").args(args), input.as_bytes());
+    assert_eq!(output.status.code(), Some(1), "two bad lines");
+    let mut lines: Vec<Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let bad: Vec<Value> = lines.drain(20..22).collect();
+    assert!(bad.iter().all(|l| l["error"]["code"].is_string()), "{bad:?}");
+    let api = in_dir(dir.path()).arg("predict").arg("--").args(&texts).output().unwrap();
+    let api: Value = serde_json::from_slice(&api.stdout).unwrap();
+    let api = api["results"].as_array().unwrap();
+    assert_eq!((lines.len(), api.len()), (40, 40));
+    assert!(api.iter().any(|a| a["truncated"] == json!(true)), "some texts are past max_tokens");
+    for (line, expected) in lines.iter().zip(api) {
+        assert_same_answer(line, expected);
+    }
+    let runs = common::bulk_done(&output, "runs");
+    assert!(runs <= 12, "40 texts in batches, not one run each: {runs} runs");
+}
+
+#[test]
+fn a_pair_task_that_batches_reads_each_target_as_it_does_alone() {
+    let dir = common::copy_fixture("tiny-token-types");
+    common::edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["task"] = json!("targeted_sentiment");
+        p["pair"] = json!("target");
+    });
+    let items: Vec<Value> = (0..30)
+        .map(|i| json!({ "id": i, "text": WORDS[i % 6], "target": vec![WORDS[(i / 6) % 6]; 1 + i % 4].join(" ") }))
+        .collect();
+    let (_, alone) = bulk_in(dir.path(), &["--cache-entries", "0"], &jsonl(&items));
+    batching(dir.path());
+    let (output, batched) = bulk_in(dir.path(), &["--cache-entries", "0", "--batch", "8"], &jsonl(&items));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(batched.len(), alone.len());
+    for (line, expected) in batched.iter().zip(&alone) {
+        assert_eq!(line["id"], expected["id"]);
+        assert_same_answer(line, expected);
+    }
+}
+
+#[test]
+fn batch_is_refused_for_a_model_whose_answers_depend_on_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let args = ["predict", "--batch", "16", "--output", out.to_str().unwrap()];
+    let output = with_stdin(sentimiento("tiny").args(args), b"{\"text\": \"excelente\"}\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("batch_padding_id"), "{stderr}");
+    assert!(!out.exists(), "refused before the output is created");
+    let output = sentimiento("tiny").args(["predict", "--batch", "33"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "out of range: a usage error");
+}
+
 #[test]
 fn bad_lines_get_their_error_in_place_and_exit_status_1() {
     let long = "a".repeat(10_001);

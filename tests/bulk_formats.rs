@@ -215,18 +215,8 @@ fn the_cache_changes_no_output_byte_at_any_capacity_or_worker_count() {
     assert_eq!(with, without, "--include-sentence");
 }
 
-/// The `cache_hits` of the run's `bulk_done` log line.
 fn cache_hits(output: &Output) -> u64 {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stderr.lines().find(|l| l.contains("bulk_done")).unwrap_or_else(|| panic!("{stderr}"));
-    let at = line.find("cache_hits").unwrap() + "cache_hits".len();
-    line[at..]
-        .trim_start_matches(['=', '"', ':'])
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::bulk_done(output, "cache_hits")
 }
 
 #[test]

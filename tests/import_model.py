@@ -23,6 +23,10 @@ def export_layout(dst):
         shutil.copyfile(FIXTURE / name, dst / name)
 
 
+def export_layout_model(dst):
+    shutil.copyfile(FIXTURE / "model.onnx", dst / "onnx/model_quantized.onnx")
+
+
 def importer(src, out, *options):
     return subprocess.run([sys.executable, str(ROOT / "model/import_model.py"), "--from", str(src), "--out", str(out),
                            *options], capture_output=True, text=True)
@@ -52,6 +56,21 @@ def main():
         print(f"{'ok  ' if ok else 'FAIL'} optimised offline, same answer as the export: {answer.stdout.strip()}")
         passed, failed = passed + ok, failed + (not ok)
 
+        # A graph that answers alike alone and in a padded batch is marked for bulk scoring to batch
+        # (fp32, masked pooling); today's dynamic int8 takes one activation scale per run: it is not.
+        ok = pipeline.get("batch_padding_id") == 0 and "bulk scoring batches" in done.stdout
+        print(f"{'ok  ' if ok else 'FAIL'} fp32 export marked to batch: {pipeline.get('batch_padding_id')}")
+        passed, failed = passed + ok, failed + (not ok)
+        sys.path.insert(0, str(ROOT / "model"))
+        import precision
+        precision.quantize(FIXTURE / "model.onnx", tmp / "export/onnx/model_quantized.onnx", "int8-dynamic")
+        done = importer(tmp / "export", tmp / "dynamic")
+        marked = json.loads((tmp / "dynamic/pipeline.json").read_text()) if done.returncode == 0 else {"failed": done.stderr}
+        ok = done.returncode == 0 and "batch_padding_id" not in marked and "one text at a time" in done.stdout
+        print(f"{'ok  ' if ok else 'FAIL'} dynamic int8 not marked: {done.stdout.strip().splitlines()[-2:]}")
+        passed, failed = passed + ok, failed + (not ok)
+        export_layout_model(tmp / "export")
+
         # The language reaches preprocessing: an Italian model reads Italian user tokens.
         done = importer(tmp / "export", tmp / "italian", "--task", "irony", "--lang", "it")
         answer = predict(binary, tmp / "italian", "--task", "irony", "--include-sentence", text="@ana genial")
@@ -69,7 +88,6 @@ def main():
         passed, failed = passed + ok, failed + (not ok)
 
     # RoBERTa configs may write "pad_token_id": null; positions still start after RoBERTa's pad id 1.
-    sys.path.insert(0, str(ROOT / "model"))
     from import_model import max_tokens
     cases = [({"model_type": "roberta", "max_position_embeddings": 130, "pad_token_id": None}, 128),
              ({"model_type": "roberta", "max_position_embeddings": 66, "pad_token_id": 1}, 64),

@@ -147,3 +147,12 @@ pub fn with_stdin(command: &mut Command, input: &[u8]) -> Output {
     writer.join().unwrap().unwrap();
     output
 }
+
+/// A count of the `bulk_done` log line a `predict` run (with `RUST_LOG=info`) wrote on stderr.
+pub fn bulk_done(output: &Output, field: &str) -> u64 {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|l| l.contains("bulk_done")).unwrap_or_else(|| panic!("{stderr}"));
+    let at = line.find(field).unwrap_or_else(|| panic!("no {field} in {line}")) + field.len();
+    let digits = line[at..].trim_start_matches(['=', '"', ':']).split(|c: char| !c.is_ascii_digit()).next();
+    digits.unwrap().parse().unwrap()
+}

@@ -8,7 +8,8 @@ a 3-label sentiment classifier, a multi-label one and a token classifier. For ea
 1e-4; the default precision (model/precision.py's DEFAULT, chosen by make bench-precision) is held
 to the issue's targets (>= 99.5 % of the labels, >= 99 % of the words, max |dp| <= 0.03) and must
 give a text the same probabilities alone and in a padded batch of 16 (<= 1e-5, ONNX Runtime on the
-served graph: the server itself runs one text per session run); PRECISION=int8-dynamic (the
+served graph), and bulk scoring, which then runs padded batches, must answer each line as POST
+/predict (one text per run) does; PRECISION=int8-dynamic (the
 earlier default) to floors set from its measurement. The figures go to WORK/figures.json.
 
     python tests/pysentimiento/check_trained.py BIN WORK WHEEL EVOMSA_SDIST CACHE
@@ -59,6 +60,28 @@ def batch_check(name, task, checkpoint, model_dir, want):
     return dp
 
 
+def bulk_check(name, binary, root, task, inputs, got):
+    """The default precision's text classifiers may run in padded batches (pipeline.json's
+    batch_padding_id; `predict --batch 16`): each line must still be what POST /predict answers
+    for its text, in fewer session runs than texts."""
+    import os
+    import subprocess
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in inputs)
+    done = subprocess.run([binary, "predict", "--task", task, "--lang", LANG, "--include-sentence", "--cache-entries", "0",
+                           "--batch", "16"],
+                          input=lines, capture_output=True, text=True,
+                          env=dict(os.environ, MODEL_DIR=str(root), RUST_LOG="info"))
+    bulk = [json.loads(line) for line in done.stdout.split("\n") if line]
+    summary = next((json.loads(l) for l in done.stderr.splitlines() if "bulk_done" in l), {})
+    runs = summary.get("fields", summary).get("runs", len(inputs))
+    same = len(bulk) == len(got) and all(b["output"] == g["output"] for b, g in zip(bulk, got))
+    dp = max((abs(b["probas"][k] - g["probas"][k]) for b, g in zip(bulk, got) for k in g["probas"]), default=1.0)
+    check.check(done.returncode == 0 and same and dp <= BATCH_TOLERANCE and runs < len(inputs),
+                f"{name} default, bulk scoring in padded batches: {len(bulk)} lines, labels as POST /predict's: "
+                f"{same}, max |dp| {dp:.2g} (tolerance {BATCH_TOLERANCE}), {runs} session runs for {len(inputs)} texts")
+    return {"runs": runs, "max_dp_vs_api": dp}
+
+
 def main():
     binary, work = sys.argv[1], pathlib.Path(sys.argv[2]).resolve()
     wheel, evomsa, cache = sys.argv[3:6]
@@ -87,6 +110,8 @@ def main():
             figures[f"{name} {kind}"] = check.compare(name, task, kind, want, got, floors)
             if precision_name == "default":
                 figures[f"{name} {kind}"]["batch_vs_alone_max_dp"] = batch_check(name, task, checkpoint, out, want)
+                if task not in check.WORDS:
+                    figures[f"{name} {kind}"]["bulk"] = bulk_check(name, binary, work / precision_name, task, inputs, got)
     work.mkdir(parents=True, exist_ok=True)
     (work / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(f"pysentimiento, trained checkpoints: {len(inputs)} texts per model; figures in {work / 'figures.json'}")
