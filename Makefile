@@ -37,7 +37,7 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := $(if $(filter arm64,$(ARCH)),target/lambda-arm64/bootstrap,target/lambda/sentimiento/bootstrap)
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv torch-venv ort arm64-toolchain model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
+.PHONY: help venv torch-venv ort arm64-toolchain verify-arm64 model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
 	render-build render-model package-model \
 	bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
 
@@ -45,7 +45,7 @@ help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
-	@echo "               lambda sam-build image deploy render-build package-model"
+	@echo "               lambda sam-build image deploy render-build package-model arm64-toolchain verify-arm64"
 	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
@@ -294,6 +294,13 @@ else
 lambda: $(VENV)/.done
 	$(TOOLS) cargo lambda build --release --locked
 endif
+
+# The arm64 bootstrap answering the sample events and 200 golden texts like x86_64 under qemu-user
+# with Graviton2's /proc/cpuinfo (tests/arm64.py; root). Not in `test`: the cross-build takes minutes.
+verify-arm64: $(BIN) $(ORT_LIB) model
+	$(MAKE) --no-print-directory ARCH=arm64 lambda ort target/image-libs-arm64/.done
+	$(BOOT_PY) tests/arm64.py $(BIN) $(ORT_LIB) target/lambda-arm64/bootstrap target/lambda-arm64/libonnxruntime.so \
+	  target/image-libs-arm64
 
 # `sam build` calls build-SentimientoFunction (BuildMethod: makefile, in source: see samconfig.toml).
 # ARCH=arm64 reaches build-SentimientoFunction through MAKEFLAGS; the template's parameter follows it.
