@@ -319,11 +319,11 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 	  for f in $(MODEL_FILES); do if [ -f $$src/$$f ]; then cp $$src/$$f $$dst/; fi; done; done
 
 # make image [IMAGE_MODELS="sentiment/es emotion/es"] [IMAGE_MODELS_DIR=DIR] [IMAGE=target/image]: the
-# function as a Lambda container image (x86_64), an OCI image layout written by scripts/oci_image.py
+# function as a Lambda container image (x86_64; ARCH=arm64: arm64, in target/image-arm64), an OCI image layout written by scripts/oci_image.py
 # without a daemon (docs/container-image.md). It holds MODEL_DIR (the default model), or
 # IMAGE_MODELS_DIR's whole <task>/<lang>/ tree, or the IMAGE_MODELS it names of it (default: the
 # models/ that `make models` writes). Push: skopeo copy oci:$(IMAGE):latest docker://<ECR URI>.
-IMAGE            ?= target/image
+IMAGE            ?= target/image$(if $(filter arm64,$(ARCH)),-arm64)
 IMAGE_MODELS_DIR ?= $(if $(IMAGE_MODELS),$(MODELS_DIR),$(MODEL_DIR))
 # The C and C++ runtime libraries bootstrap and ONNX Runtime load, from Debian bookworm (package:version:
 # SHA-256 of the .deb); gcc-12-base carries libgcc's and libstdc++'s copyright. Unpacked, no root needed.
@@ -354,7 +354,7 @@ $(IMAGE_LIBS)/.done: Makefile | $(if $(filter arm64,$(ARCH)),arm64-toolchain)
 	touch $@
 
 image: lambda $(ORT_LIB) model $(IMAGE_LIBS)/.done
-	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
+	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --arch $(DEB_ARCH) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
 	  --models $(IMAGE_MODELS_DIR) $(if $(IMAGE_MODELS),--pairs $(IMAGE_MODELS)) --model-files "$(MODEL_FILES)"
 
 deploy: sam-build
