@@ -20,11 +20,13 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import image  # noqa: E402
 from image import LAMBDA_ENV, host_labels, problems_with, texts_of  # noqa: E402
 from runtime_api import RuntimeApi  # noqa: E402
 
@@ -37,6 +39,10 @@ EM_AARCH64 = 183  # ELF e_machine
 MOUNTS = r"""cpuinfo=$1; shift
 mount --bind "$cpuinfo" /proc/cpuinfo && mount -t tmpfs tmpfs /sys/devices/system/cpu && exec "$@"
 """
+# The image's chroot as tests/image.py mounts it, with Graviton2's cpuinfo over its /proc's (the image
+# has no /sys). qemu itself is copied into the unpacked root file system, not into the image.
+QEMU_IN_ROOT, CPUINFO_IN_ROOT = ".qemu-aarch64-static", ".graviton2-cpuinfo"
+IMAGE_MOUNTS = image.MOUNTS.replace('exec "$@"', f'mount --bind "$root/{CPUINFO_IN_ROOT}" "$root/proc/cpuinfo"\nexec "$@"')
 
 
 def emulated(command, libs, qemu_cpu):
@@ -57,31 +63,62 @@ def model_env(ort):
     return {"MODEL_DIR": str(ROOT / "model"), "ORT_DYLIB_PATH": str(ort)}
 
 
-def events_answered(binary, ort, libs, x86_bin, qemu_cpu):
-    """Returns (failures, seconds from start to the first answer)."""
+def event_labels(x86_bin):
+    """The sample events, and x86_64's labels of every text in them."""
     events = sorted((ROOT / "events").glob("*.json"))
     texts = {t for e in events for t in texts_of(json.loads(e.read_text())) if isinstance(t, str) and t.strip()}
-    labels = host_labels(x86_bin, sorted(texts))
+    return events, host_labels(x86_bin, sorted(texts))
+
+
+def answer_events(invoke, events, labels):
+    """Sends every event after a first health check; returns (failures, seconds to the first answer)."""
+    started = time.perf_counter()
+    invoke(json.loads((ROOT / "events/http-health.json").read_text()), 300)
+    first_s = time.perf_counter() - started
+    failed = 0
+    for event in events:
+        problems = problems_with(event, invoke(json.loads(event.read_text()), 120), labels)
+        failed += bool(problems)
+        print(f"{'ok  ' if not problems else 'FAIL'} {event.name} {'; '.join(problems)}")
+    return failed, first_s
+
+
+def events_answered(binary, ort, libs, x86_bin, qemu_cpu):
+    """The bootstrap as the zip runs it. Returns (failures, seconds from start to the first answer)."""
+    events, labels = event_labels(x86_bin)
     api = RuntimeApi()
     command, env = emulated([binary], libs, qemu_cpu)
     env.update(LAMBDA_ENV, **model_env(ort), AWS_LAMBDA_RUNTIME_API=api.address, SENTIMIENTO_EAGER="1", RUST_LOG="warn")
-    failed = 0
     with open(WORK / "lambda.log", "w") as log:
-        started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        alive = lambda: proc.poll() is None  # noqa: E731
         try:
-            api.invoke(json.loads((ROOT / "events/http-health.json").read_text()), timeout=300, alive=alive)
-            first_s = time.perf_counter() - started
-            for event in events:
-                problems = problems_with(event, api.invoke(json.loads(event.read_text()), alive=alive), labels)
-                failed += bool(problems)
-                print(f"{'ok  ' if not problems else 'FAIL'} {event.name} {'; '.join(problems)}")
+            return answer_events(lambda e, t: api.invoke(e, timeout=t, alive=lambda: proc.poll() is None), events, labels)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
             api.close()
-    return failed, first_s
+
+
+def image_answered(layout, x86_bin, qemu_cpu):
+    """The arm64 image of `make image ARCH=arm64`, unpacked and run in a chroot as tests/image.py runs
+    x86_64's, its entry point under the qemu copied in. Returns (failures, seconds to the first answer)."""
+    _, _, config = image.manifest_and_config(layout)
+    if config["architecture"] != "arm64":
+        sys.exit(f"FAIL: {layout} is an {config['architecture']} image")
+    rootfs = image.unpack(layout, WORK / "image-bundle")
+    shutil.copy(shutil.which("qemu-aarch64-static"), rootfs / QEMU_IN_ROOT)
+    shutil.copy(CPUINFO, rootfs / CPUINFO_IN_ROOT)
+    config["config"]["Entrypoint"] = [f"/{QEMU_IN_ROOT}", "-cpu", qemu_cpu, *config["config"]["Entrypoint"]]
+    events, labels = event_labels(x86_bin)
+    api = RuntimeApi()
+    with open(WORK / "image.log", "w") as log:
+        function = image.Function(rootfs, config, api, log, mounts=IMAGE_MOUNTS)
+        try:
+            return answer_events(lambda e, t: api.invoke(e, timeout=t, alive=lambda: function.proc.poll() is None),
+                                 events, labels)
+        finally:
+            function.stop()
+            api.close()
 
 
 def golden_texts():
@@ -142,6 +179,7 @@ def main():
     parser = argparse.ArgumentParser(description="arm64 under qemu-user against x86_64 (docs/arm64.md)")
     for name in ("x86_bin", "x86_ort", "arm64_bin", "arm64_ort", "arm64_libs"):
         parser.add_argument(name, type=lambda a: str(pathlib.Path(a).resolve()))
+    parser.add_argument("--image", help="also run this arm64 image (make image ARCH=arm64) in a chroot")
     parser.add_argument("--x86-cpu", help="also score the golden texts with x86_64 on this qemu CPU model (a reference)")
     args = parser.parse_args()
     x86_bin, x86_ort, binary, ort, libs, x86_cpu = (args.x86_bin, args.x86_ort, args.arm64_bin, args.arm64_ort,
@@ -158,6 +196,11 @@ def main():
     started = time.perf_counter()
     failed, first_s = events_answered(binary, ort, libs, x86_bin, qemu_cpu)
     print(f"     start to first answer under emulation (eager model load included): {first_s:.1f} s")
+    if args.image:
+        print(f"the arm64 image {args.image} in a chroot, its entry point under qemu:")
+        image_failed, first_s = image_answered(pathlib.Path(args.image).resolve(), x86_bin, qemu_cpu)
+        print(f"     start to first answer in the image's chroot under emulation: {first_s:.1f} s")
+        failed += image_failed
     failed += golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu)
     print(f"arm64: {'0 failed' if not failed else f'{failed} failed'} in {time.perf_counter() - started:.0f} s")
     sys.exit(1 if failed else 0)
