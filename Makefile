@@ -306,9 +306,9 @@ verify-arm64: $(BIN) $(ORT_LIB) model
 	  target/image-libs-arm64 --image target/image-arm64 $(if $(X86_CPU),--x86-cpu $(X86_CPU))
 
 # `sam build` calls build-SentimientoFunction (BuildMethod: makefile, in source: see samconfig.toml).
-# ARCH=arm64 reaches build-SentimientoFunction through MAKEFLAGS; the template's parameter follows it.
+# ARCH=arm64 reaches build-SentimientoFunction through MAKEFLAGS (deploy it with Architecture=arm64).
 sam-build: $(ORT_LIB) model $(VENV)/.done
-	$(TOOLS) sam build $(if $(filter arm64,$(ARCH)),--parameter-overrides Architecture=arm64)
+	$(TOOLS) sam build
 
 # The package carries MODEL_DIR as it is (one model: the default), or with PACKAGE_MODELS="sentiment/es
 # hate_speech/es" those models of MODEL_DIR's <task>/<lang>/ layout (e.g. MODEL_DIR=models). Lambda's
