@@ -17,7 +17,10 @@ ORT_VERSION := 1.31.1
 
 # ARCH=arm64 (Graviton) switches `make lambda` and what packages it (sam-build, image) to an aarch64
 # bootstrap and ONNX Runtime; x86_64 stays the default, and run, test and the benchmarks are x86_64's.
-ARCH ?= x86_64
+# Only make's command line sets it: a shell's own ARCH (amd64, i686, ...) must not change the build.
+ifneq ($(origin ARCH),command line)
+ARCH := x86_64
+endif
 ifeq ($(ARCH),x86_64)
 ORT_PLATFORM := manylinux_2_28_x86_64
 ORT_SHA256   := fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
