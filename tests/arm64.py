@@ -7,6 +7,8 @@ in a private mount namespace.
 1. Every sample event in events/ and the Distributed Map batch, through the Runtime API emulator
    (tests/runtime_api.py): the statuses and error codes of tests/events_expected.json and the
    labels the x86_64 binary gives on the same model.
+   With --image, the same events for the arm64 image (make image ARCH=arm64), unpacked and run in a
+   chroot as tests/image.py runs x86_64's.
 2. GOLDEN_N texts of tests/golden/preprocess.jsonl scored in bulk (`predict` on JSON Lines): the
    same labels as x86_64 and every probability within MAX_DP of x86_64's (int8 kernels differ by
    instruction set).
@@ -14,7 +16,7 @@ in a private mount namespace.
 Emulation is not Graviton: this checks the arm64 code paths of the binary and of ONNX Runtime, not
 their speed. Too slow for `make test` (the cross-build alone takes minutes): `make verify-arm64`.
 
-    python3 tests/arm64.py [--x86-cpu CPU] X86_BIN X86_ORT ARM64_BIN ARM64_ORT ARM64_LIBS    # root: mount namespace
+    python3 tests/arm64.py [--image DIR] [--x86-cpu CPU] X86_BIN X86_ORT ARM64_BIN ARM64_ORT ARM64_LIBS    # root: mount namespace
 """
 import argparse
 import json
@@ -55,7 +57,8 @@ def emulated(command, libs, qemu_cpu):
 
 
 def is_aarch64(path):
-    header = pathlib.Path(path).read_bytes()[:20]
+    with open(path, "rb") as f:
+        header = f.read(20)
     return header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == EM_AARCH64
 
 
