@@ -14,17 +14,33 @@ TOOLS   := PATH="$(abspath $(VENV))/bin:$$PATH" SAM_CLI_TELEMETRY=0
 
 # ONNX Runtime 1.31 matches ort 2.0.0-rc.15 (feature api-31).
 ORT_VERSION := 1.31.1
-ORT_SHA256  := fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
-ORT_LIB     := lib/libonnxruntime.so
+
+# ARCH=arm64 (Graviton) switches `make lambda` and what packages it (sam-build, image) to an aarch64
+# bootstrap and ONNX Runtime; x86_64 stays the default, and run, test and the benchmarks are x86_64's.
+# Only make's command line sets it: a shell's own ARCH (amd64, i686, ...) must not change the build.
+ifneq ($(origin ARCH),command line)
+ARCH := x86_64
+endif
+ifeq ($(ARCH),x86_64)
+ORT_PLATFORM := manylinux_2_28_x86_64
+ORT_SHA256   := fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+ORT_LIB      := lib/libonnxruntime.so
+else ifeq ($(ARCH),arm64)
+ORT_PLATFORM := manylinux_2_28_aarch64
+ORT_SHA256   := 8aa3b76b28c778a2b1dd660d34161adb1d508c9ccd04ff9dc80e26eca5df8467
+ORT_LIB      := target/lambda-arm64/libonnxruntime.so
+else
+$(error ARCH must be x86_64 or arm64, not '$(ARCH)')
+endif
 
 # The model the function serves: the default one, built by `make model`.
 MODEL_DIR ?= model
 PORT      ?= 8080
 BIN       := target/release/sentimiento
-LAMBDA_BIN := target/lambda/sentimiento/bootstrap
+LAMBDA_BIN := $(if $(filter arm64,$(ARCH)),target/lambda-arm64/bootstrap,target/lambda/sentimiento/bootstrap)
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv torch-venv ort model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
+.PHONY: help venv torch-venv ort arm64-toolchain verify-arm64 model models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
 	render-build render-model package-model \
 	bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
 
@@ -32,7 +48,7 @@ help:
 	@echo "make run     serve the function locally on the default model (http://127.0.0.1:$(PORT))"
 	@echo "make test    run every test (unit, handler, cargo lambda end-to-end, sam validate)"
 	@echo "other targets: ort model models fixtures golden golden-words word-rules preprocess-data build watch invoke"
-	@echo "               lambda sam-build image deploy render-build package-model"
+	@echo "               lambda sam-build image deploy render-build package-model arm64-toolchain verify-arm64"
 	@echo "               torch-venv bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean"
 
 $(VENV)/.done: scripts/requirements.txt
@@ -44,11 +60,11 @@ venv: $(VENV)/.done
 
 # libonnxruntime.so from the PyPI wheel, cached outside the repo and checked by SHA-256.
 $(ORT_LIB):
-	mkdir -p $(CACHE)/wheels lib
-	$(BOOT_PY) -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+	mkdir -p $(CACHE)/wheels $(dir $@)
+	$(BOOT_PY) -m pip download --quiet --no-deps --only-binary=:all: --platform $(ORT_PLATFORM) \
 	  --python-version 3.11 -d $(CACHE)/wheels onnxruntime==$(ORT_VERSION)
 	$(BOOT_PY) -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
-	  $(CACHE)/wheels/onnxruntime-$(ORT_VERSION)-*manylinux_2_28_x86_64*.whl \
+	  $(CACHE)/wheels/onnxruntime-$(ORT_VERSION)-*$(ORT_PLATFORM)*.whl \
 	  onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION) > $@.tmp
 	echo "$(ORT_SHA256)  $@.tmp" | sha256sum --check --quiet \
 	  || { echo "error: $@ does not match the pinned SHA-256" >&2; rm -f $@.tmp; exit 1; }
@@ -253,10 +269,47 @@ test: $(ORT_LIB) $(VENV)/.done model $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOM
 	$(TOOLS) $(PY) tests/template_image.py
 	$(PY) tests/image.py $(BIN)
 
+# make lambda ARCH=arm64: rustup here has only x86_64's standard library, so the arm64 build uses
+# Debian's rustc-web/cargo-web (pinned: libstd-rust-web-dev:arm64 must be the very same version) with
+# GNU's cross linker, in the --target dir so target/release stays the x86_64 build (docs/arm64.md).
+ARM64_TRIPLE     := aarch64-unknown-linux-gnu
+ARM64_BIN        := target/$(ARM64_TRIPLE)/release/sentimiento
+RUST_WEB_VERSION := 1.96.0+dfsg1-1~deb12u2
+ARM64_PKGS := rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
+ARM64_CARGO := RUSTC=/usr/bin/rustc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc nice /usr/bin/cargo
+
+# Needs root (CI runs as root), and only the arm64 targets use it: run, model, test and render-build
+# stay free of apt. Does nothing when every package is installed, rustc-web at its pinned version.
+arm64-toolchain:
+	@if [ "$$(dpkg-query -W -f='$${Status}\n' $(ARM64_PKGS) 2>/dev/null | grep -c '^install ok installed$$')" = 6 ] \
+	    && [ "$$(dpkg-query -W -f='$${Version}' rustc-web)" = "$(RUST_WEB_VERSION)" ]; then \
+	  echo "arm64 toolchain: installed"; \
+	else dpkg --add-architecture arm64 && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    $(foreach p,$(ARM64_PKGS),$(p)$(if $(filter rustc-web cargo-web libstd-rust-web-dev%,$(p)),=$(RUST_WEB_VERSION))); fi
+
+ifeq ($(ARCH),arm64)
+lambda: $(LAMBDA_BIN)
+$(LAMBDA_BIN): Cargo.toml Cargo.lock $(shell find src -type f) | arm64-toolchain
+	$(ARM64_CARGO) build --release --locked --target $(ARM64_TRIPLE)
+	mkdir -p $(dir $@) && cp $(ARM64_BIN) $@
+else
 lambda: $(VENV)/.done
 	$(TOOLS) cargo lambda build --release --locked
+endif
+
+# The arm64 bootstrap, and the arm64 image, answering the sample events, and 200 golden texts, like
+# x86_64 under qemu-user with Graviton2's /proc/cpuinfo (tests/arm64.py; root). X86_CPU=Haswell-noTSX
+# also scores them with x86_64 on that qemu CPU: another instruction set's own drift, for reference.
+# Not in `test`: the cross-build takes minutes and the emulated scoring ~5 more.
+X86_CPU ?=
+verify-arm64: $(BIN) $(ORT_LIB) model
+	$(MAKE) --no-print-directory ARCH=arm64 lambda ort target/image-libs-arm64/.done image
+	$(BOOT_PY) tests/arm64.py $(BIN) $(ORT_LIB) target/lambda-arm64/bootstrap target/lambda-arm64/libonnxruntime.so \
+	  target/image-libs-arm64 --image target/image-arm64 $(if $(X86_CPU),--x86-cpu $(X86_CPU))
 
 # `sam build` calls build-SentimientoFunction (BuildMethod: makefile, in source: see samconfig.toml).
+# ARCH=arm64 reaches build-SentimientoFunction through MAKEFLAGS (deploy it with Architecture=arm64).
 sam-build: $(ORT_LIB) model $(VENV)/.done
 	$(TOOLS) sam build
 
@@ -272,23 +325,34 @@ build-SentimientoFunction: lambda $(ORT_LIB)
 	  for f in $(MODEL_FILES); do if [ -f $$src/$$f ]; then cp $$src/$$f $$dst/; fi; done; done
 
 # make image [IMAGE_MODELS="sentiment/es emotion/es"] [IMAGE_MODELS_DIR=DIR] [IMAGE=target/image]: the
-# function as a Lambda container image (x86_64), an OCI image layout written by scripts/oci_image.py
+# function as a Lambda container image (x86_64; ARCH=arm64: arm64, in target/image-arm64), an OCI image layout written by scripts/oci_image.py
 # without a daemon (docs/container-image.md). It holds MODEL_DIR (the default model), or
 # IMAGE_MODELS_DIR's whole <task>/<lang>/ tree, or the IMAGE_MODELS it names of it (default: the
 # models/ that `make models` writes). Push: skopeo copy oci:$(IMAGE):latest docker://<ECR URI>.
-IMAGE            ?= target/image
+IMAGE            ?= target/image$(if $(filter arm64,$(ARCH)),-arm64)
 IMAGE_MODELS_DIR ?= $(if $(IMAGE_MODELS),$(MODELS_DIR),$(MODEL_DIR))
 # The C and C++ runtime libraries bootstrap and ONNX Runtime load, from Debian bookworm (package:version:
 # SHA-256 of the .deb); gcc-12-base carries libgcc's and libstdc++'s copyright. Unpacked, no root needed.
+# arm64's are the same versions built for arm64 (make verify-arm64 runs the bootstrap on them too).
+ifeq ($(ARCH),arm64)
+DEB_ARCH   := arm64
+IMAGE_DEBS := libc6:2.36-9+deb12u14:01f4330719fd4f65580e16ea5a0527f372fca750e8f588d26deaf09f2d3b1cf4 \
+  libgcc-s1:12.2.0-14+deb12u1:576926b283613db80168ddf76380a3bd877602778cf0d226caa7bfbfa71eacf3 \
+  libstdc++6:12.2.0-14+deb12u1:26e138c677a985775331373828a6c286c551ff397cb735d00e2383cb273d1cb2 \
+  gcc-12-base:12.2.0-14+deb12u1:674cf6cba6d432bd200c45fe866c1652c7a53523cc2e7a613e05bc4abf7b5440
+IMAGE_LIBS := target/image-libs-arm64
+else
+DEB_ARCH   := amd64
 IMAGE_DEBS := libc6:2.36-9+deb12u14:ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf \
   libgcc-s1:12.2.0-14+deb12u1:3016e62cb4b7cd8038822870601f5ed131befe942774d0f745622cc77d8a88f7 \
   libstdc++6:12.2.0-14+deb12u1:5cd3171216d4ab0fc911cfe9c35509bf2dd8f47761c43b7f6a4296701551a24d \
   gcc-12-base:12.2.0-14+deb12u1:1896a2aacf4ad681ff5eacc24a5b0ca4d5d9c9b9c9e4b6de5197bc1e116ea619
 IMAGE_LIBS := target/image-libs
-$(IMAGE_LIBS)/.done: Makefile
+endif
+$(IMAGE_LIBS)/.done: Makefile | $(if $(filter arm64,$(ARCH)),arm64-toolchain)
 	rm -rf $(IMAGE_LIBS) && mkdir -p $(IMAGE_LIBS) $(CACHE)/debs
-	for pin in $(IMAGE_DEBS); do IFS=: read -r pkg version sha <<< "$$pin"; deb=$(CACHE)/debs/$${pkg}_$${version}_amd64.deb; \
-	  [ -f $$deb ] || (cd $(CACHE)/debs && apt-get download -q=2 $$pkg=$$version) \
+	for pin in $(IMAGE_DEBS); do IFS=: read -r pkg version sha <<< "$$pin"; deb=$(CACHE)/debs/$${pkg}_$${version}_$(DEB_ARCH).deb; \
+	  [ -f $$deb ] || (cd $(CACHE)/debs && apt-get download -q=2 $$pkg:$(DEB_ARCH)=$$version) \
 	    || { echo "error: apt-get download $$pkg=$$version failed (run apt-get update; a version the mirror dropped needs a new pin)" >&2; exit 1; }; \
 	  echo "$$sha  $$deb" | sha256sum --check --quiet \
 	    || { echo "error: $$deb does not match the pinned SHA-256" >&2; rm -f $$deb; exit 1; }; \
@@ -296,7 +360,7 @@ $(IMAGE_LIBS)/.done: Makefile
 	touch $@
 
 image: lambda $(ORT_LIB) model $(IMAGE_LIBS)/.done
-	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
+	$(BOOT_PY) scripts/oci_image.py --out $(IMAGE) --arch $(DEB_ARCH) --bootstrap $(LAMBDA_BIN) --ort $(ORT_LIB) --libs-from $(IMAGE_LIBS) \
 	  --models $(IMAGE_MODELS_DIR) $(if $(IMAGE_MODELS),--pairs $(IMAGE_MODELS)) --model-files "$(MODEL_FILES)"
 
 deploy: sam-build

@@ -33,7 +33,9 @@ from pathlib import Path
 
 TASK_ROOT = "var/task"
 MTIME = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-LIB_DIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"]
+# OCI's architecture names, and Debian's multiarch directories of each.
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+ELF_MACHINES = {"amd64": 62, "arm64": 183}  # e_machine
 # Directories Lambda's runtime mounts or expects (/tmp is its writable scratch space).
 MOUNT_POINTS = {"tmp": 0o1777, "proc": 0o555, "dev": 0o755}
 # The environment of the function as template.yaml deploys the zip; the template's own
@@ -66,6 +68,13 @@ def needed(elf):
     return re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic), interpreter and interpreter.group(1)
 
 
+def check_arch(elf, arch):
+    """Refuses an ELF file built for another architecture than the image's."""
+    header = Path(elf).read_bytes()[:20]
+    if header[:4] != b"\x7fELF" or int.from_bytes(header[18:20], "little") != ELF_MACHINES[arch]:
+        sys.exit(f"error: {elf} is not an {arch} ELF file")
+
+
 def from_root(root, path, entries):
     """Adds image path `path` from the unpacked packages in `root`, following its symlinks
     (each link kept as a link, its target added too); returns the real file's host path."""
@@ -81,8 +90,9 @@ def from_root(root, path, entries):
     return host
 
 
-def runtime_libraries(root, elves):
-    """Every library the ELF files load, resolved in the Debian packages, recursively."""
+def runtime_libraries(root, elves, arch):
+    """Every library the ELF files load, resolved in the Debian packages of `arch`, recursively."""
+    lib_dirs = [f"lib/{TRIPLETS[arch]}", f"usr/lib/{TRIPLETS[arch]}"]
     entries, queue, seen = {}, list(elves), set()
     while queue:
         sonames, interpreter = needed(queue.pop())
@@ -92,9 +102,9 @@ def runtime_libraries(root, elves):
             if soname in seen:
                 continue
             seen.add(soname)
-            found = next((d for d in LIB_DIRS if (root / d / soname).exists()), None)
+            found = next((d for d in lib_dirs if (root / d / soname).exists()), None)
             if found is None:
-                sys.exit(f"error: {soname} is in none of {LIB_DIRS} under {root}: add its Debian package")
+                sys.exit(f"error: {soname} is in none of {lib_dirs} under {root}: add its Debian package")
             queue.append(from_root(root, f"{found}/{soname}", entries))
     # The packages' licences travel with their libraries.
     for copyright in sorted(root.glob("usr/share/doc/*/copyright")):
@@ -220,10 +230,13 @@ def main():
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--pairs", nargs="*", default=[], help="<task>/<lang> of --models to take (default: all)")
     parser.add_argument("--model-files", required=True, help="the files of a model directory the function reads")
+    parser.add_argument("--arch", choices=sorted(TRIPLETS), default="amd64", help="of bootstrap, ONNX Runtime and --libs-from")
     args = parser.parse_args()
+    for elf in (args.bootstrap, args.ort):
+        check_arch(elf, args.arch)
 
     layers = [
-        ("runtime libraries (Debian packages)", runtime_libraries(args.libs_from, [args.bootstrap, args.ort])),
+        ("runtime libraries (Debian packages)", runtime_libraries(args.libs_from, [args.bootstrap, args.ort], args.arch)),
         ("bootstrap and ONNX Runtime", [Entry(f"{TASK_ROOT}/bootstrap", source=args.bootstrap),
                                         Entry(f"{TASK_ROOT}/libonnxruntime.so", source=args.ort)]),
         ("models", model_dirs(args.models, args.pairs, args.model_files.split())),
@@ -240,13 +253,13 @@ def main():
         history.append({"created": "1970-01-01T00:00:00Z", "created_by": f"scripts/oci_image.py: {name}"})
         print(f"layer {name}: {len(with_parents(entries))} entries, {plain / 2**20:.1f} MiB, "
               f"{descriptor['size'] / 2**20:.1f} MiB gzip'd, {descriptor['digest'][:19]}")
-    config = {"architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
+    config = {"architecture": args.arch, "os": "linux", "created": "1970-01-01T00:00:00Z",
               "config": {"Entrypoint": [f"/{TASK_ROOT}/bootstrap"], "Env": ENV, "WorkingDir": f"/{TASK_ROOT}"},
               "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": history}
     manifest = {"schemaVersion": 2, "mediaType": MEDIA + "manifest.v1+json",
                 "config": write_json(blobs, config, "config.v1+json"), "layers": descriptors}
     pointer = write_json(blobs, manifest, "manifest.v1+json")
-    pointer.update(platform={"architecture": "amd64", "os": "linux"},
+    pointer.update(platform={"architecture": args.arch, "os": "linux"},
                    annotations={"org.opencontainers.image.ref.name": args.tag})
     index = {"schemaVersion": 2, "mediaType": MEDIA + "index.v1+json", "manifests": [pointer]}
     (work / "index.json").write_text(json.dumps(index, sort_keys=True, indent=1) + "\n")

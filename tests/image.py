@@ -76,13 +76,13 @@ class Function:
     """The image's entry point in a chroot of `rootfs` (or, with chroot=False, its task root run
     as the zip is), answering `api`; in `cgroup` when given."""
 
-    def __init__(self, rootfs, config, api, log, chroot=True, cgroup=None):
+    def __init__(self, rootfs, config, api, log, chroot=True, cgroup=None, mounts=MOUNTS):
         env = dict(e.split("=", 1) for e in config["config"]["Env"])
         env.update(LAMBDA_ENV, AWS_LAMBDA_RUNTIME_API=api.address)
         entry = config["config"]["Entrypoint"]
         if chroot:
             # env(1) and chroot(8) are the host's, run before the root changes: the image has neither.
-            command = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", MOUNTS, "sh", str(rootfs),
+            command = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", mounts, "sh", str(rootfs),
                        "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()), "/usr/sbin/chroot", str(rootfs), *entry]
             run_env = {"PATH": os.environ["PATH"]}
         else:  # as the zip runs: the files of the task root, the host's libraries
