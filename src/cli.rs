@@ -50,9 +50,9 @@ impl PredictArgs {
                     let n = value(arg, args.next())?;
                     let at_most = bulk::BATCH_LINES;
                     parsed.bulk.batch =
-                        n.parse().ok().filter(|&n| (1..=at_most).contains(&n)).ok_or(format!(
+                        Some(n.parse().ok().filter(|&n| (1..=at_most).contains(&n)).ok_or(format!(
                             "--batch {n:?}: expected texts per session run, 1 to {at_most}"
-                        ))?;
+                        ))?);
                 }
                 "--compression" => parsed.bulk.compression = Some(value(arg, args.next())?.parse()?),
                 "--format" => {

@@ -37,9 +37,9 @@ const USAGE: &str =
                   --output-format csv writes id,output,<a column per label>,error under a header;
                   --cache-entries N (default 400000, ~38 MiB at 3 labels, 0: off) scores a text
                   the model reads again once (not for ner and pos, whose answers are per word);
-                  --batch N (1 to 32) runs up to N texts of near-equal length per session run,
-                  for a model whose answers do not depend on the batch (make model's default
-                  precision; docs/bulk.md: on the CPUs measured it is no faster)
+                  --batch N (1 to 32; default 16 where the model allows it, else 1) runs up to
+                  N texts of near-equal length per session run, for a model whose answers do not
+                  depend on the batch (make model's default precision: docs/bulk.md)
   preprocess      JSON Lines {\"text\": ...} on stdin -> {\"text\", \"preprocessed\"} on stdout
                   (pysentimiento's preprocess_tweet; --lang es|en|it|pt, default es)
 environment: MODEL_DIR, ORT_DYLIB_PATH, PORT, SENTIMIENTO_THREADS, SENTIMIENTO_PREPACK, SENTIMIENTO_EAGER,

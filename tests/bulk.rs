@@ -101,7 +101,8 @@ fn a_model_that_batches_answers_each_line_as_post_predict_does_in_fewer_runs() {
     let mut input: Vec<String> = texts.iter().map(|t| format!("{}\n", json!({ "text": t }))).collect();
     input.splice(20..20, ["not json\n".to_string(), "{\"text\": 5}\n".to_string()]);
     let input = input.concat();
-    let args = ["predict", "--workers", "2", "--cache-entries", "0", "--batch", "16"];
+    // No --batch: a marked model batches by default.
+    let args = ["predict", "--workers", "2", "--cache-entries", "0"];
     let output = with_stdin(in_dir(dir.path()).env("RUST_LOG", "info").args(args), input.as_bytes());
     assert_eq!(output.status.code(), Some(1), "two bad lines");
     let mut lines: Vec<Value> =
