@@ -326,11 +326,11 @@ def batched(args):
     result = {"lines": args.batched_n, "rates": [], "agree": {}}
     for label, model, checkpoint in default_precision_models(args):
         outputs = {}
-        for name, directory in (("padded batches", model), ("one text per run", model)):
+        for name, batch in (("padded batches", "16"), ("one text per run", "1")):
             for workers in (1, 2):
                 outputs[name] = WORK / f"batched-{name[0]}{workers}.jsonl"
-                extra = ("--cache-entries", "0", "--batch", "16" if name == "padded batches" else "1")
-                rate, peak = timed_rust(args.rust, directory, workers, sample, outputs[name], extra=extra)
+                extra = ("--cache-entries", "0", "--batch", batch)
+                rate, peak = timed_rust(args.rust, model, workers, sample, outputs[name], extra=extra)
                 result["rates"].append((label, f"sentimiento predict --workers {workers}, {name}", rate, peak))
                 print(result["rates"][-1], flush=True)
         result["agree"][label] = agreement(outputs["padded batches"], outputs["one text per run"])

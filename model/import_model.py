@@ -122,11 +122,10 @@ def batch_difference(onnx_path, tokenizer_path, config, pipeline_json):
     from precision import batch_vs_alone
     tok = Tokenizer.from_file(str(tokenizer_path))
     tok.enable_truncation(pipeline_json["max_tokens"])
-    names = [i.name for i in ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_inputs()]
     encodings = [{"input_ids": e.ids, "attention_mask": e.attention_mask, "token_type_ids": e.type_ids}
                  for e in (tok.encode(pipeline_json["prefix"] + t) for t in BATCH_TEXTS)]
     multi = config.get("problem_type") == "multi_label_classification"
-    return batch_vs_alone(onnx_path, encodings, names, pad_id(config), pipeline_json["task"] in WORD_TASKS, multi,
+    return batch_vs_alone(onnx_path, encodings, None, pad_id(config), pipeline_json["task"] in WORD_TASKS, multi,
                           batch=len(BATCH_TEXTS))
 
 

@@ -165,6 +165,7 @@ def batch_vs_alone(model_path, encodings, names, pad_id, words, multi_label, bat
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    names = names or [i.name for i in session.get_inputs()]
 
     def probs(logits):
         if multi_label:

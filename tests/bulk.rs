@@ -123,11 +123,7 @@ fn a_model_that_batches_answers_each_line_as_post_predict_does_in_fewer_runs() {
 
 #[test]
 fn a_pair_task_that_batches_reads_each_target_as_it_does_alone() {
-    let dir = common::copy_fixture("tiny-token-types");
-    common::edit_json(&dir.path().join("pipeline.json"), |p| {
-        p["task"] = json!("targeted_sentiment");
-        p["pair"] = json!("target");
-    });
+    let dir = targeted_sentiment();
     let items: Vec<Value> = (0..30)
         .map(|i| json!({ "id": i, "text": WORDS[i % 6], "target": vec![WORDS[(i / 6) % 6]; 1 + i % 4].join(" ") }))
         .collect();
@@ -231,11 +227,7 @@ fn sigterm_leaves_whole_lines_and_resume_finishes_the_same_file() {
 
 #[test]
 fn a_pair_task_reads_each_lines_target_or_context_and_a_missing_one_is_an_error_in_place() {
-    let dir = common::copy_fixture("tiny-token-types");
-    common::edit_json(&dir.path().join("pipeline.json"), |p| {
-        p["task"] = json!("targeted_sentiment");
-        p["pair"] = json!("target");
-    });
+    let dir = targeted_sentiment();
     let items = [
         json!({"id": 1, "text": "el día", "target": "horrible"}),
         json!({"id": 2, "text": "el día", "context": "genial"}),
@@ -248,6 +240,16 @@ fn a_pair_task_reads_each_lines_target_or_context_and_a_missing_one_is_an_error_
     let errors: Vec<&str> = lines[2..].iter().map(|l| l["error"]["message"].as_str().unwrap()).collect();
     assert!(errors[0].contains("reads a text and a target"), "{errors:?}");
     assert!(errors[1].contains("\"target\" must be a string"), "{errors:?}");
+}
+
+/// tiny-token-types as a pair task that reads each line's target.
+fn targeted_sentiment() -> tempfile::TempDir {
+    let dir = common::copy_fixture("tiny-token-types");
+    common::edit_json(&dir.path().join("pipeline.json"), |p| {
+        p["task"] = json!("targeted_sentiment");
+        p["pair"] = json!("target");
+    });
+    dir
 }
 
 /// The child's exit status, or `None` (after killing it) if it is still running after `limit`:

@@ -15,7 +15,9 @@ earlier default) to floors set from its measurement. The figures go to WORK/figu
     python tests/pysentimiento/check_trained.py BIN WORK WHEEL EVOMSA_SDIST CACHE
 """
 import json
+import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -64,8 +66,6 @@ def bulk_check(name, binary, root, task, inputs, got):
     """The default precision's text classifiers may run in padded batches (pipeline.json's
     batch_padding_id; `predict --batch 16`): each line must still be what POST /predict answers
     for its text, in fewer session runs than texts."""
-    import os
-    import subprocess
     lines = "".join(json.dumps({"text": t}) + "\n" for t in inputs)
     done = subprocess.run([binary, "predict", "--task", task, "--lang", LANG, "--include-sentence", "--cache-entries", "0",
                            "--batch", "16"],
