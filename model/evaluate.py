@@ -5,7 +5,7 @@ them (about 4 of the build's 7 minutes). Writes model/evaluation.json:
 - cv: nested 5-fold macro-F1 (the inner folds choose C, the outer folds score; no test fold
   influences a choice) of the majority class, of e5's sentence embedding with the full and the
   pruned vocabulary (fp32), of the head's features in fp32 and as the served model computes them;
-- int8: the served model against fp32 on the 1,000 tweets (labels, probabilities, embeddings);
+- quantized: the served model against fp32 on the 1,000 tweets (labels, probabilities, embeddings);
 - vocabulary: how far pruning moves the tweets' sentence embeddings (NumPy, full vocabulary);
 - files: report.json's hashes, so the figures name the model they describe.
 
@@ -50,26 +50,26 @@ def main():
     before = timed("embed the tweets, full vocabulary (NumPy)", lambda: np.stack([reference.embed(i) for i in full_ids]))
 
     served_ids = encode(Tokenizer.from_file(str(model / "tokenizer.json")), tweets)
-    logits, emb8, feats8 = timed("score the tweets with the served model", lambda: run(
+    logits, emb_q, feats_q = timed("score the tweets with the served model", lambda: run(
         session(model / "model.onnx"), served_ids, ["logits", "sentence_embedding", "features"], 1))
     # fp32's answers: the fp32 graph's last step (logits = features @ w.T + b) on its own features.
     p32 = head.softmax(features @ inputs["head_w"].T + inputs["head_b"])
-    p8 = head.softmax(logits)
+    p_q = head.softmax(logits)
 
     cv = {"majority_baseline": head.majority_baseline(y, LABELS)}
     for name, X in (("before_pruning_fp32", before), ("after_pruning_fp32", after), ("features_fp32", features),
-                    ("after_pruning_int8", feats8)):
+                    ("after_pruning_quantized", feats_q)):
         cv[name] = timed(f"nested 5-fold CV, {name}", lambda X=X: head.cross_validate(X, y, LABELS))
         print(f"   macro-F1 {cv[name]['macro_f1']}", flush=True)
     evaluation = {
         "cv": cv,
-        "int8": {"agreement_with_fp32": float((p32.argmax(1) == p8.argmax(1)).mean()),
-                 "max_probability_difference": float(np.abs(p32 - p8).max()),
-                 "min_cosine_vs_fp32_embedding": float((emb8 * after).sum(1).min())},
+        "quantized": {"agreement_with_fp32": float((p32.argmax(1) == p_q.argmax(1)).mean()),
+                 "max_probability_difference": float(np.abs(p32 - p_q).max()),
+                 "min_cosine_vs_fp32_embedding": float((emb_q * after).sum(1).min())},
         "vocabulary": {"tweets_min_cosine_full_vs_pruned": float((before * after).sum(1).min())},
         "files": report["files"],
     }
-    print(f"   int8 vs fp32: {evaluation['int8']}")
+    print(f"   quantized vs fp32: {evaluation['quantized']}")
     (model / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")
     print(f"wrote {model / 'evaluation.json'}")
 

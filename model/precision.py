@@ -16,6 +16,7 @@ import tempfile
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_dynamic, quantize_static)
 
@@ -54,10 +55,42 @@ def dynamic(src, dst, per_channel=True, keep_fp32=False, gather=True):
                      nodes_to_exclude=ffn_outputs(src) if keep_fp32 else [])
 
 
+def embeddings_8bit(model, block=32, min_rows=1024):
+    """Every Gather of a float table with at least `min_rows` rows (the word embeddings) becomes
+    GatherBlockQuantized: 8-bit symmetric values in blocks of `block` along a row, one fp32 scale
+    each, stored as uint8 with ONNX Runtime's implicit zero point 128. The weights are constant, so
+    a text's answer still does not depend on its batch. (ONNX Runtime's MatMulNBitsQuantizer writes
+    only 4-bit tables, and on the default model's graph it also raises the opset past graph.py's.)"""
+    init = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        table = init.get(node.input[0]) if node.op_type == "Gather" else None
+        if (table is None or len(table.dims) != 2 or table.dims[0] < min_rows or table.dims[1] % block
+                or table.data_type != onnx.TensorProto.FLOAT):
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(table)
+        blocks = w.reshape(w.shape[0], -1, block)
+        scale = np.abs(blocks).max(-1) / 127
+        scale[scale == 0] = 1
+        q = (np.clip(np.rint(blocks / scale[..., None]), -127, 127) + 128).astype(np.uint8).reshape(w.shape)
+        model.graph.initializer.remove(table)
+        model.graph.initializer.extend([numpy_helper.from_array(q, table.name + "_q8"),
+                                        numpy_helper.from_array(scale.astype(np.float32), table.name + "_scales")])
+        nodes.append(helper.make_node(
+            "GatherBlockQuantized", [table.name + "_q8", node.input[1], table.name + "_scales"], list(node.output),
+            name=node.name + "_q8", domain="com.microsoft", gather_axis=0, quantize_axis=1, block_size=block, bits=8))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
 def nbits(src, dst, bits, block, level, gather_bits=None, include=None):
     """MatMulNBits: weights in blocks of `block` values along K with one scale each; accuracy level 4
     computes in int8 with activations quantized per row and block, level 0 in fp32. gather_bits: the
-    embedding table as GatherBlockQuantized too."""
+    embedding table as GatherBlockQuantized too (4: ONNX Runtime's quantizer; 8: embeddings_8bit)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
     model = onnx.load(str(src))
     ops = ("MatMul",)
@@ -67,7 +100,9 @@ def nbits(src, dst, bits, block, level, gather_bits=None, include=None):
                                      nodes_to_include=include, op_types_to_quantize=ops, algo_config=config)
     quantizer.process()
     model = quantizer.model.model
-    if gather_bits:
+    if gather_bits == 8:
+        model = embeddings_8bit(model, block)
+    elif gather_bits:
         gconfig = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, bits=gather_bits,
                                                op_types_to_quantize=("Gather",), quant_axes=(("Gather", 1),))
         gq = MatMulNBitsQuantizer(model, bits=gather_bits, block_size=block, is_symmetric=True,
@@ -117,6 +152,7 @@ RECIPES = {
     **{f"nbits{b}-b{k}-a{a}": (lambda b, k, a: lambda s, d, c: nbits(s, d, b, k, a))(b, k, a)
        for b in (8, 4) for k in (32, 64, 128) for a in (0, 4)},
     "nbits8-b32-a4+emb4": lambda s, d, c: nbits(s, d, 8, 32, 4, gather_bits=4),
+    "nbits8-b32-a4+emb8": lambda s, d, c: nbits(s, d, 8, 32, 4, gather_bits=8),
     "nbits8-b32-a0+emb4": lambda s, d, c: nbits(s, d, 8, 32, 0, gather_bits=4),
     "int8-static": lambda s, d, c: static(s, d, c),
     "int8-static-percentile": lambda s, d, c: static(s, d, c, method=CalibrationMethod.Percentile),
@@ -134,7 +170,8 @@ def describe(recipe):
         bits, block, level = recipe.split("+")[0][5:].split("-")
         text = (f"MatMulNBits: {bits}-bit symmetric weights in blocks of {block[1:]}, accuracy level {level[1:]}"
                 f"{' (int8 compute)' if level == 'a4' else ' (fp32 compute)'}")
-        return text + (", embeddings GatherBlockQuantized 4-bit" if "+emb4" in recipe else "")
+        emb = recipe.partition("+emb")[2]
+        return text + (f", embeddings GatherBlockQuantized {emb}-bit" if emb else "")
     if "static" in recipe:
         return "onnxruntime quantize_static, QDQ int8, per-channel weights, calibrated activation scales"
     return "onnxruntime quantize_dynamic, QInt8 weights, activation scale per run"

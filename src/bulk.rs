@@ -56,8 +56,9 @@ pub const DEFAULT_BATCH: usize = 16;
 pub const BATCH_LINES: usize = WINDOW_PER_WORKER / 2;
 
 const NO_BATCHES: &str = "--batch: this model gives a text other answers in a padded batch than alone \
-    (dynamic int8 quantizes each run's activations with one scale), or is a word task; `make model` \
-    marks a model whose answers do not depend on the batch (pipeline.json's batch_padding_id)";
+    (by more than 1e-5: dynamic int8 quantizes each run's activations with one scale), or is a word \
+    task; `make model` marks a model whose answers do not depend on the batch (pipeline.json's \
+    batch_padding_id)";
 
 /// How often an idle worker looks at the stop flag. Only a worker with nothing to do waits this
 /// long, and only when the reader cannot end the run itself: blocked reading a stdin that sends

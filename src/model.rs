@@ -173,9 +173,10 @@ impl Model {
     /// runs before each input and may stop the run there. An input the model path refuses (a
     /// client's mistake: 4xx) gets its error in its place; a fault fails the whole run.
     ///
-    /// One input per session run, never a padded batch: int8 models quantize activations per
-    /// tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
-    /// the default model: up to 0.19, with 2.9 % of labels flipping). Same text, same answer.
+    /// One input per session run, never a padded batch: dynamic int8 models quantize activations
+    /// per tensor, so in a batch a text's probabilities would depend on its neighbours (measured on
+    /// the earlier int8 default model: up to 0.19, with 2.9 % of labels flipping). Same text, same
+    /// answer; `score_reads` batches only the models marked batch_padding_id.
     pub fn predict(
         &self,
         inputs: &[Input],

@@ -27,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5
 # What the default model reaches on tests/plain_sentences.tsv (docs/default-model.md); the issue's
 # target is 0.90.
-PLAIN_FLOOR = 0.75  # 36/48 (NEG 15, NEU 6, POS 15), measured 2026-12-02
+PLAIN_FLOOR = 0.729  # 35/48 (NEG 15, NEU 5, POS 15) at nbits8-b32-a4+emb8, measured 2026-12-02 (fp32: 37)
 README_EXAMPLES = [("NEG", "odio el lunes"), ("POS", "qué genial"), ("POS", "me encanta")]
 
 
@@ -98,11 +98,11 @@ def check_report(model_dir):
     report = json.loads((model_dir / "report.json").read_text())
     evaluation = json.loads((model_dir / "evaluation.json").read_text())
     cv = evaluation["cv"]
-    ok = cv["after_pruning_int8"]["macro_f1"] > cv["majority_baseline"]["macro_f1"]
+    ok = cv["after_pruning_quantized"]["macro_f1"] > cv["majority_baseline"]["macro_f1"]
     ok &= evaluation["files"] == report["files"]  # the evaluation describes this build
     for name, digest in report["files"].items():
         ok &= hashlib.sha256((model_dir / name).read_bytes()).hexdigest() == digest
-    print(f"report: int8 CV macro-F1 {cv['after_pruning_int8']['macro_f1']} vs majority "
+    print(f"report: quantized CV macro-F1 {cv['after_pruning_quantized']['macro_f1']} vs majority "
           f"{cv['majority_baseline']['macro_f1']} (evaluation.json); file hashes {'match' if ok else 'DO NOT match'}")
     return ok
 
