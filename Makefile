@@ -321,11 +321,21 @@ endif
 # x86_64 under qemu-user with Graviton2's /proc/cpuinfo (tests/arm64.py; root). X86_CPU=Haswell-noTSX
 # also scores them with x86_64 on that qemu CPU: another instruction set's own drift, for reference.
 # Not in `test`: the cross-build takes minutes and the emulated scoring ~5 more.
+# The golden texts are scored on the default model and on its own fp32 graph (target/model-fp32): int8
+# kernels round differently per instruction set, fp32 arithmetic only in the last bits.
 X86_CPU ?=
-verify-arm64: $(BIN) $(ORT_LIB) model
+verify-arm64: $(BIN) $(ORT_LIB) model target/model-fp32/.done $(UMOCI)
 	$(MAKE) --no-print-directory ARCH=arm64 lambda ort target/image-libs-arm64/.done image
 	$(BOOT_PY) tests/arm64.py $(BIN) $(ORT_LIB) target/lambda-arm64/bootstrap target/lambda-arm64/libonnxruntime.so \
-	  target/image-libs-arm64 --image target/image-arm64 $(if $(X86_CPU),--x86-cpu $(X86_CPU))
+	  target/image-libs-arm64 --image target/image-arm64 $(if $(X86_CPU),--x86-cpu $(X86_CPU)) \
+	  --golden-model model --golden-model target/model-fp32
+
+# The default model's fp32 graph (model/build/model-fp32.onnx, before int8), optimised like the served one.
+target/model-fp32/.done: $(MODEL_OUT)
+	rm -rf $(dir $@) && mkdir -p $(dir $@)
+	$(MODEL_PY) -c 'import sys; sys.path.insert(0, "model"); from optimize import optimize; optimize(*sys.argv[1:])' \
+	  model/build/model-fp32.onnx $(dir $@)
+	cp model/tokenizer.json model/config.json model/pipeline.json $(dir $@) && touch $@
 
 # `sam build` calls build-SentimientoFunction (BuildMethod: makefile, in source: see samconfig.toml).
 # ARCH=arm64 reaches build-SentimientoFunction through MAKEFLAGS (deploy it with Architecture=arm64).

@@ -11,7 +11,8 @@ in a private mount namespace.
    chroot as tests/image.py runs x86_64's.
 2. GOLDEN_N texts of tests/golden/preprocess.jsonl scored in bulk (`predict` on JSON Lines): the
    same labels as x86_64 and every probability within MAX_DP of x86_64's (int8 kernels differ by
-   instruction set).
+   instruction set), on each --golden-model directory (make verify-arm64: the default model, and
+   its own fp32 graph, whose arithmetic does not depend on the instruction set's int8 kernels).
 
 Emulation is not Graviton: this checks the arm64 code paths of the binary and of ONNX Runtime, not
 their speed. Too slow for `make test` (the cross-build alone takes minutes): `make verify-arm64`.
@@ -63,8 +64,8 @@ def is_aarch64(path):
     return header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == EM_AARCH64
 
 
-def model_env(ort):
-    return {"MODEL_DIR": str(ROOT / "model"), "ORT_DYLIB_PATH": str(ort)}
+def model_env(ort, model=ROOT / "model"):
+    return {"MODEL_DIR": str(model), "ORT_DYLIB_PATH": str(ort)}
 
 
 def event_labels(x86_bin):
@@ -157,18 +158,20 @@ def agreement(name, texts, want, got):
     return same, max(dps)
 
 
-def golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu):
-    """Returns the number of failures. With x86_cpu, x86_64's own binary on that CPU model
-    (qemu-x86_64) is printed too: how far another instruction set moves x86_64's answers."""
+def golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu, model):
+    """Returns the number of failures on the model directory `model`. With x86_cpu, x86_64's own
+    binary on that CPU model (qemu-x86_64) is printed too: how far another instruction set moves
+    x86_64's answers."""
     texts = golden_texts()
-    x86_env = dict(model_env(x86_ort), PATH=os.environ["PATH"])
+    x86_env = dict(model_env(x86_ort, model), PATH=os.environ["PATH"])
     want, x86_s = scored([x86_bin], x86_env, texts)
     command, env = emulated([binary], libs, qemu_cpu)
-    got, arm_s = scored(command, dict(env, **model_env(ort)), texts)
-    (WORK / "golden.json").write_text(json.dumps({"texts": texts, "x86_64": want, "arm64": got}, ensure_ascii=False))
+    got, arm_s = scored(command, dict(env, **model_env(ort, model)), texts)
+    (WORK / f"golden-{model.name}.json").write_text(json.dumps({"texts": texts, "x86_64": want, "arm64": got},
+                                                               ensure_ascii=False))
     same, max_dp = agreement("arm64", texts, want, got)
     ok = same == len(texts) and max_dp <= MAX_DP
-    print(f"{'ok  ' if ok else 'FAIL'} golden: labels equal to x86_64's {same}/{len(texts)}, max |dp| {max_dp:.3f} "
+    print(f"{'ok  ' if ok else 'FAIL'} golden, {model.relative_to(ROOT)}: labels equal to x86_64's {same}/{len(texts)}, max |dp| {max_dp:.3f} "
           f"(<= {MAX_DP}); {arm_s:.1f} s under emulation, {x86_s:.1f} s natively ({arm_s / x86_s:.0f}x), "
           f"model load included")
     if x86_cpu:  # every REFERENCE_STEP-th text: x86_64 emulated is slower than arm64 (200 texts: over 30 min)
@@ -189,6 +192,8 @@ def main():
         parser.add_argument(name, type=lambda a: str(pathlib.Path(a).resolve()))
     parser.add_argument("--image", help="also run this arm64 image (make image ARCH=arm64) in a chroot")
     parser.add_argument("--x86-cpu", help="also score the golden texts with x86_64 on this qemu CPU model (a reference)")
+    parser.add_argument("--golden-model", action="append", type=lambda a: pathlib.Path(a).resolve(),
+                        help="score the golden texts on this model directory (repeatable; default: model/)")
     args = parser.parse_args()
     x86_bin, x86_ort, binary, ort, libs, x86_cpu = (args.x86_bin, args.x86_ort, args.arm64_bin, args.arm64_ort,
                                                    args.arm64_libs, args.x86_cpu)
@@ -209,7 +214,8 @@ def main():
         image_failed, first_s = image_answered(pathlib.Path(args.image).resolve(), x86_bin, qemu_cpu)
         print(f"     start to first answer in the image's chroot under emulation: {first_s:.1f} s")
         failed += image_failed
-    failed += golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu)
+    for model in args.golden_model or [ROOT / "model"]:
+        failed += golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu, model)
     print(f"arm64: {'0 failed' if not failed else f'{failed} failed'} in {time.perf_counter() - started:.0f} s")
     sys.exit(1 if failed else 0)
 
