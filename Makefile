@@ -149,7 +149,7 @@ $(MODEL_OUT) &: model/build.py model/e5.py model/graph.py model/head.py model/vo
 	  --spellchecker $(SPELLCHECKER) --wordfreq $(WORDFREQ) --plain tests/plain_sentences.tsv --preprocess $(BIN) \
 	  --emoji-tsv $(EMOJI_TSV) --held-out tests/golden/preprocess.jsonl --out model
 
-# The default model's report-only figures (nested CV, int8 against fp32): model/evaluate.py, after
+# The default model's report-only figures (nested CV, quantized against fp32): model/evaluate.py, after
 # the build, so that `make run` does not wait for them; make test holds them.
 MODEL_EVAL := model/evaluation.json
 $(MODEL_EVAL): model/evaluate.py model/head.py model/e5.py $(MODEL_OUT)
@@ -330,7 +330,7 @@ verify-arm64: $(BIN) $(ORT_LIB) model target/model-fp32/.done $(UMOCI)
 	  target/image-libs-arm64 --image target/image-arm64 $(if $(X86_CPU),--x86-cpu $(X86_CPU)) \
 	  --golden-model model --golden-model target/model-fp32
 
-# The default model's fp32 graph (model/build/model-fp32.onnx, before int8), optimised like the served one.
+# The default model's fp32 graph (model/build/model-fp32.onnx, before quantization), optimised like the served one.
 target/model-fp32/.done: $(MODEL_OUT)
 	rm -rf $(dir $@) && mkdir -p $(dir $@)
 	$(MODEL_PY) -c 'import sys; sys.path.insert(0, "model"); from optimize import optimize; optimize(*sys.argv[1:])' \

@@ -38,7 +38,7 @@ def memory(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon"):
                 fields[key] = int(value.split()[0]) / 1024
     return fields
 

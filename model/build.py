@@ -44,9 +44,9 @@ MAX_TOKENS = 128
 WORDFREQ_TOP = 50_000
 # The conversions' default (MatMulNBits 8-bit, blocks of 32, int8 compute: docs/precision.md) with the
 # embedding table in 8-bit blocks too. Measured here on the 1,000 tweets, each text alone, against
-# the fp32 graph: 99.8 % of its labels, max |dp| 0.014, the same answer alone and in a batch, 46 MB
-# of files, peak RSS after 1,000 requests 128 MiB, ~5 % slower. The recipe before it, dynamic int8
-# with the FFN outputs fp32: 97.8 %, 0.18, answers that depend on the batch, 62 MB, 136 MiB.
+# the fp32 graph: 99.8 % of its labels, max |dp| 0.014, a text alone vs in a padded batch 3.4e-5,
+# 46 MB of files, peak RSS after 1,000 requests 128 MiB, ~5 % slower. The recipe before it, dynamic
+# int8 with the FFN outputs fp32: 97.8 %, 0.18, 0.053 in a batch, 62 MB, 136 MiB.
 RECIPE = "nbits8-b32-a4+emb8"
 CHECK_SENTENCES = [
     "Me encanta este día, qué genial", "Odio los lunes, el servicio fue horrible",

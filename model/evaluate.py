@@ -64,8 +64,8 @@ def main():
     evaluation = {
         "cv": cv,
         "quantized": {"agreement_with_fp32": float((p32.argmax(1) == p_q.argmax(1)).mean()),
-                 "max_probability_difference": float(np.abs(p32 - p_q).max()),
-                 "min_cosine_vs_fp32_embedding": float((emb_q * after).sum(1).min())},
+                      "max_probability_difference": float(np.abs(p32 - p_q).max()),
+                      "min_cosine_vs_fp32_embedding": float((emb_q * after).sum(1).min())},
         "vocabulary": {"tweets_min_cosine_full_vs_pruned": float((before * after).sum(1).min())},
         "files": report["files"],
     }

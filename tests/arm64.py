@@ -171,8 +171,8 @@ def golden_agree(binary, ort, libs, x86_bin, x86_ort, qemu_cpu, x86_cpu, model):
                                                                ensure_ascii=False))
     same, max_dp = agreement("arm64", texts, want, got)
     ok = same == len(texts) and max_dp <= MAX_DP
-    print(f"{'ok  ' if ok else 'FAIL'} golden, {model.relative_to(ROOT)}: labels equal to x86_64's {same}/{len(texts)}, max |dp| {max_dp:.3f} "
-          f"(<= {MAX_DP}); {arm_s:.1f} s under emulation, {x86_s:.1f} s natively ({arm_s / x86_s:.0f}x), "
+    print(f"{'ok  ' if ok else 'FAIL'} golden, {model.relative_to(ROOT)}: labels equal to x86_64's {same}/{len(texts)}, "
+          f"max |dp| {max_dp:.3f} (<= {MAX_DP}); {arm_s:.1f} s under emulation, {x86_s:.1f} s natively ({arm_s / x86_s:.0f}x), "
           f"model load included")
     if x86_cpu:  # every REFERENCE_STEP-th text: x86_64 emulated is slower than arm64 (200 texts: over 30 min)
         picked = range(0, len(texts), REFERENCE_STEP)
