@@ -303,18 +303,14 @@ $(LAMBDA_BIN): Cargo.toml Cargo.lock $(shell find src -type f) | arm64-toolchain
 	$(ARM64_CARGO) build --release --locked --target $(ARM64_TRIPLE)
 	mkdir -p $(dir $@) && cp $(ARM64_BIN) $@
 else
-# The release binary of `make build` is the bootstrap when the newest glibc symbol it needs is no
-# newer than provided.al2023's glibc: one release build then serves `make run`, `make test` and the
-# package (a second, cargo lambda's, took ~3 min). A host whose glibc binds newer symbols (2.38's C23
-# strtol family, for one) or without objdump gets cargo lambda's build against an older glibc (zig).
-AL2023_GLIBC := 2.34
+# The release binary of `make build` is the bootstrap when provided.al2023 can load it (the glibc and
+# libstdc++ symbol versions it needs: scripts/al2023_compat.py): one release build then serves `make
+# run`, `make test` and the package (a second, cargo lambda's, took ~3 min). A host whose glibc binds
+# newer symbols (2.38's C23 strtol family, for one) gets cargo lambda's build against an older glibc.
 lambda: $(BIN) $(VENV)/.done
-	@need=$$(objdump -T $(BIN) 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | cut -c7- | sort -uV | tail -1 || true); \
-	if [ -n "$$need" ] && [ "$$(printf '%s\n' "$$need" $(AL2023_GLIBC) | sort -V | tail -1)" = $(AL2023_GLIBC) ]; then \
-	  echo "bootstrap: $(BIN) (needs glibc $$need, provided.al2023 has $(AL2023_GLIBC))"; \
+	@if $(BOOT_PY) scripts/al2023_compat.py $(BIN); then echo "bootstrap: $(BIN) (provided.al2023 loads it)"; \
 	  mkdir -p $(dir $(LAMBDA_BIN)) && cp $(BIN) $(LAMBDA_BIN); \
-	else echo "bootstrap: cargo lambda build ($(BIN) needs glibc $${need:-?} > $(AL2023_GLIBC))"; \
-	  $(TOOLS) cargo lambda build --release --locked; fi
+	else echo "bootstrap: cargo lambda build"; $(TOOLS) cargo lambda build --release --locked; fi
 endif
 
 # The arm64 bootstrap, and the arm64 image, answering the sample events, and 200 golden texts, like

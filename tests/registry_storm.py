@@ -11,8 +11,8 @@ counted by the budget (~21 MiB measured, registry.rs; 30 MiB allowed). The budge
 load adds to anonymous memory; pages mapped from the model files are clean page cache, which the
 kernel takes back under the cgroup's limit, and here the four "models" map one set of files, so
 VmRSS counts those pages once per loaded copy (the 8-bit default model keeps its embedding table
-mapped: peak VmRSS 228-242 MiB with three copies loaded, printed beside the anonymous peak). Measured 2026-12-01 on the default model (release builds, a busy
-2-core machine): today's main 342-348 MiB, all four models loaded at once; after the fix 198-199
+mapped: peak VmRSS 228-242 MiB with three copies loaded, printed beside the anonymous peak).
+Measured 2026-12-01 on the int8 default model (release builds, a busy 2-core machine): today's main 342-348 MiB, all four models loaded at once; after the fix 198-199
 MiB, two loaded at a time, every request answered (148 in 20 s against 1869: with room for two of
 four models, clients cycling over all four make most requests a load).
 
@@ -144,8 +144,8 @@ def main():
     limit = BUDGET_MB + ORT_BASE_MB
     print(f"registry_storm: {CLIENTS} clients x {SECONDS} s over {len(TASKS)} models, budget {BUDGET_MB} MB: "
           f"answers {answered}; peak anonymous memory {figures['peak_anon_mib']:.0f} MiB (limit {limit}: budget + "
-          f"ONNX Runtime's base {ORT_BASE_MB}), peak RSS {figures['peak_rss_mib']:.0f} MiB; cgroup peak {figures['group_peak_mib']:.0f} MiB (page cache "
-          f"included), limit hits {figures['limit_hits']}; {figures['loads']} loads, {figures['unloads']} "
+          f"ONNX Runtime's base {ORT_BASE_MB}), peak RSS {figures['peak_rss_mib']:.0f} MiB; cgroup peak "
+          f"{figures['group_peak_mib']:.0f} MiB (page cache included), limit hits {figures['limit_hits']}; {figures['loads']} loads, {figures['unloads']} "
           f"unloads; loaded at the end {figures['loaded_at_end']}, counted {figures['counted_mb_at_end']} MB; "
           f"footprints {figures['footprints_mb']}")
     failures = []

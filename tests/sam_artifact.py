@@ -9,7 +9,6 @@ tests/pysentimiento/check.py converted), and serves each of them.
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import tempfile
@@ -17,15 +16,8 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / ".aws-sam/build/SentimientoFunction"
 MODEL_FILES = ["model.onnx", "model.onnx.data", "tokenizer.json", "config.json", "pipeline.json"]
-# provided.al2023's glibc and libstdc++ (GCC 11): a binary needing newer symbols fails at Lambda's init.
-AL2023 = {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29)}
-
-
-def too_new_symbols(path):
-    """The symbol versions `path` needs (objdump -T) that provided.al2023 does not have."""
-    table = subprocess.run(["objdump", "-T", str(path)], capture_output=True, text=True, check=True).stdout
-    needed = {(lib, tuple(map(int, v.split(".")))) for lib, v in re.findall(r"\b(GLIBC|GLIBCXX)_([0-9][0-9.]*[0-9])", table)}
-    return sorted(f"{lib}_{'.'.join(map(str, v))}" for lib, v in needed if v > AL2023[lib])
+sys.path.insert(0, str(ROOT / "scripts"))
+from al2023_compat import too_new_symbols  # noqa: E402
 
 
 def run_packaged(artifact, *args):
@@ -69,7 +61,7 @@ def main():
         sys.exit(f"FAIL: not world-readable, Lambda could not read them: {unreadable}")
     for binary in ("bootstrap", "libonnxruntime.so"):
         if too_new := too_new_symbols(ARTIFACT / binary):
-            sys.exit(f"FAIL: {binary} needs {too_new}, newer than provided.al2023's glibc 2.34 / GCC 11 libstdc++")
+            sys.exit(f"FAIL: {binary} needs {too_new}, newer than provided.al2023 has (scripts/al2023_compat.py)")
     done = run_packaged(ARTIFACT, "predict", "me encanta, qué genial")
     if done.returncode != 0:
         sys.exit(f"FAIL: bootstrap predict exited {done.returncode}: {done.stderr.strip()}")
