@@ -40,7 +40,7 @@ BIN       := target/release/sentimiento
 LAMBDA_BIN := $(if $(filter arm64,$(ARCH)),target/lambda-arm64/bootstrap,target/lambda/sentimiento/bootstrap)
 RUN_ENV   := MODEL_DIR=$(MODEL_DIR) ORT_DYLIB_PATH=$(abspath $(ORT_LIB))
 
-.PHONY: help venv torch-venv ort arm64-toolchain verify-arm64 model model-evaluation models fixtures golden golden-words word-rules preprocess-data build run watch invoke test lambda sam-build image deploy \
+.PHONY: help venv torch-venv ort arm64-toolchain verify-arm64 model model-evaluation models fixtures golden golden-words word-rules preprocess-data build run watch invoke test test-build trained-checkpoints lambda sam-build image deploy \
 	render-build render-model package-model \
 	bench bench-bulk bench-lambda bench-models bench-precision bench-ort-format bench-preprocess bench-render bench-words soak fuzz clean
 
@@ -256,11 +256,24 @@ $(CHROMIUM):
 
 # umoci (Debian) unpacks the container image for tests/image.py: a reader of OCI layouts other than our writer.
 UMOCI := /usr/bin/umoci
-$(UMOCI):
+# One apt-get at a time (dpkg's lock), also under make -j2.
+$(UMOCI): | $(CHROMIUM)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci
 
-test: $(ORT_LIB) $(VENV)/.done model $(MODEL_EVAL) $(BIN) $(TORCH_VENV)/.done $(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM) \
-		$(UMOCI)
+# Set-up in two jobs, as `make run` does: the downloads and the single-threaded fine-tuning overlap
+# the builds (a fresh machine's make test: docs/testing.md). Listed longest chain first, since make
+# starts them in this order: the torch venv and the fine-tuning it feeds, then the cargo builds, one
+# at a time (the debug build waits for the release one).
+TEST_SETUP := $(TORCH_VENV)/.done trained-checkpoints $(BIN) test-build $(ORT_LIB) $(VENV)/.done model $(MODEL_EVAL) \
+	$(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM) $(UMOCI)
+
+trained-checkpoints: $(TORCH_VENV)/.done $(MINILM) $(EVOMSA)
+	$(TORCH_PY) tests/pysentimiento/make_trained.py $(MINILM) $(EVOMSA) $(CACHE)/trained
+test-build: $(BIN)
+	cargo test --locked --no-run
+
+test:
+	$(MAKE) --no-print-directory -j2 $(TEST_SETUP)
 	cargo test --locked
 	$(RUN_ENV) $(MODEL_PY) tests/model_default.py $(BIN) $(MODEL_DIR)
 	$(RUN_ENV) $(MODEL_PY) tests/registry_storm.py $(BIN) $(MODEL_DIR)
