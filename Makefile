@@ -261,9 +261,9 @@ $(UMOCI): | $(CHROMIUM)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq umoci
 
 # Set-up in two jobs, as `make run` does: the downloads and the single-threaded fine-tuning overlap
-# the builds (a fresh machine's make test: docs/testing.md). Listed longest chain first, since make
-# starts them in this order: the torch venv and the fine-tuning it feeds, then the cargo builds, one
-# at a time (the debug build waits for the release one).
+# the builds (a fresh machine's make test, 36.6 min: README). The longest chain is listed first (the
+# torch venv and the fine-tuning it feeds), though make gives a freed slot to whatever is ready; the
+# cargo builds run one at a time (the debug build waits for the release one).
 TEST_SETUP := $(TORCH_VENV)/.done trained-checkpoints $(BIN) test-build $(ORT_LIB) $(VENV)/.done model $(MODEL_EVAL) \
 	$(MINILM) $(EVOMSA) $(ASL_VALIDATOR) $(API_VENV)/.done $(CHROMIUM) $(UMOCI)
 
